@@ -1,0 +1,55 @@
+// One logger for every component. Messages are kebab-case event names; data goes in fields.
+// Secrets never reach a line: known secret-bearing paths are redacted here, and callers
+// must not log run-action arguments or environments at all.
+import { pino, type Logger, type LoggerOptions } from 'pino';
+
+export type { Logger };
+
+/** Field paths whose values are secrets wherever they appear in a logged object. */
+export const REDACTED_PATHS = [
+  'password',
+  '*.password',
+  'docker_password',
+  '*.docker_password',
+  'dockerPassword',
+  '*.dockerPassword',
+  'image_password',
+  '*.image_password',
+  'imagePassword',
+  '*.imagePassword',
+  'private_key',
+  '*.private_key',
+  'privateKey',
+  '*.privateKey',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  'ccPassword',
+  '*.ccPassword',
+  'routes',
+  '*.routes',
+];
+
+export interface LogOptions {
+  level?: string;
+  /** Where lines go; defaults to stdout. Tests pass a stream to read the lines back. */
+  destination?: NodeJS.WritableStream;
+  name?: string;
+}
+
+export function createLogger(options: LogOptions = {}): Logger {
+  const config: LoggerOptions = {
+    level: options.level ?? process.env.CCBRIDGE_LOG_LEVEL ?? 'info',
+    base: options.name ? { component: options.name } : {},
+    redact: { paths: REDACTED_PATHS, censor: '[REDACTED]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  };
+  return options.destination ? pino(config, options.destination as pino.DestinationStream) : pino(config);
+}
+
+/** A logger that drops everything, for tests and benchmarks that do not read logs. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
