@@ -1,0 +1,184 @@
+// The one way a daemon serves gRPC: its services plus health checking, server reflection and a
+// per-call log line, so every daemon answers grpc-health-probe and grpcurl the same way.
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { ServerCredentials } from '@grpc/grpc-js';
+import { fromBinary } from '@bufbuild/protobuf';
+import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
+import {
+  createServer,
+  ServerError,
+  Status,
+  type CallContext,
+  type CompatServiceDefinition,
+  type Server,
+  type ServerMiddlewareCall,
+  type ServiceImplementation,
+} from 'nice-grpc';
+import { HealthDefinition, HealthServiceImpl, HealthState } from 'nice-grpc-server-health';
+import { ServerReflection, ServerReflectionService } from 'nice-grpc-server-reflection';
+import type { Logger } from './log.js';
+
+/** The FileDescriptorSet that `npm run gen` writes next to the generated code. */
+export const DESCRIPTOR_SET_PATH = new URL('../gen/descriptors.binpb', import.meta.url);
+
+export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
+export const REFLECTION_SERVICE_NAME = 'grpc.reflection.v1.ServerReflection';
+
+/** One service to serve: a generated definition and its implementation. */
+export interface GrpcService<Definition extends CompatServiceDefinition = CompatServiceDefinition> {
+  definition: Definition;
+  implementation: ServiceImplementation<Definition>;
+}
+
+/** Pairs a definition with its implementation, type-checked, for a `services` list of mixed services. */
+export function grpcService<Definition extends CompatServiceDefinition>(
+  definition: Definition,
+  implementation: ServiceImplementation<Definition>,
+): GrpcService {
+  return { definition, implementation } as unknown as GrpcService;
+}
+
+export interface StartGrpcServerOptions<Definitions extends readonly CompatServiceDefinition[]> {
+  /** Defaults to 127.0.0.1: loopback unless a deployment asks for more. */
+  host?: string;
+  /** 0 picks a free port; the chosen one is returned. */
+  port?: number;
+  services: { [K in keyof Definitions]: GrpcService<Definitions[K]> };
+  logger: Logger;
+  /** TLS / mTLS; plaintext when absent. */
+  credentials?: ServerCredentials;
+}
+
+export interface RunningGrpcServer {
+  port: number;
+  /** host:port, ready for a client's createChannel. */
+  address: string;
+  server: Server;
+  /** Per-service serving status; every added service starts 'healthy'. */
+  health: HealthState;
+  /**
+   * Marks every service NOT_SERVING, lets calls in flight finish for up to graceMs, then cancels
+   * what is left. Safe to call more than once.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+const DEFAULT_CLOSE_GRACE_MS = 5_000;
+
+/** Codes that mean the server, not the caller, went wrong: logged as errors. */
+const SERVER_FAULT_CODES = new Set<Status>([Status.UNKNOWN, Status.INTERNAL, Status.DATA_LOSS, Status.UNIMPLEMENTED]);
+
+export async function startGrpcServer<const Definitions extends readonly CompatServiceDefinition[]>(
+  options: StartGrpcServerOptions<Definitions>,
+): Promise<RunningGrpcServer> {
+  const host = options.host ?? '127.0.0.1';
+  const log = options.logger.child({ session: 'grpc-server' });
+  const services = options.services as readonly GrpcService[];
+  const serviceNames = services.map((service) => serviceFullName(service.definition));
+
+  const server = createServer().use(createCallLoggingMiddleware(log));
+  for (const service of services) server.add(service.definition, service.implementation);
+
+  const health = HealthState();
+  for (const name of serviceNames) health.setStatus('healthy', name);
+  server.add(HealthDefinition, HealthServiceImpl(health));
+
+  const described = describedServiceNames();
+  const reflected = serviceNames.filter((name) => described.has(name));
+  for (const name of serviceNames.filter((name) => !described.has(name))) {
+    log.warn({ service: name, descriptors: DESCRIPTOR_SET_PATH.pathname }, 'service-missing-from-descriptors');
+  }
+  server.add(ServerReflectionService, ServerReflection(descriptorSetBytes(), reflected));
+
+  const port = await server.listen(joinHostPort(host, options.port ?? 0), options.credentials ?? ServerCredentials.createInsecure());
+  const address = joinHostPort(host, port);
+  log.info({ address, services: serviceNames, tls: options.credentials !== undefined }, 'grpc-server-listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (graceMs = DEFAULT_CLOSE_GRACE_MS): Promise<void> => {
+    closing ??= (async () => {
+      for (const name of serviceNames) health.setStatus('unhealthy', name);
+      health.setStatus('unhealthy');
+      let graceTimer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<'grace-over'>((resolve) => {
+        graceTimer = setTimeout(() => resolve('grace-over'), graceMs);
+      });
+      const outcome = await Promise.race([server.shutdown().then(() => 'drained' as const), graceOver]);
+      clearTimeout(graceTimer);
+      if (outcome === 'grace-over') server.forceShutdown();
+      log.info({ address, outcome }, 'grpc-server-closed');
+    })();
+    return closing;
+  };
+
+  return { port, address, server, health, close };
+}
+
+/** `package.Service` of a ts-proto, grpc-js or nice-grpc definition. */
+export function serviceFullName(definition: CompatServiceDefinition): string {
+  if ('fullName' in definition && typeof definition.fullName === 'string') return definition.fullName;
+  const first = Object.values(definition as Record<string, { path?: unknown }>)[0];
+  const path = typeof first?.path === 'string' ? first.path : '';
+  const match = /^\/([^/]+)\//.exec(path);
+  if (!match) throw new TypeError('service definition has neither fullName nor method paths');
+  return match[1]!;
+}
+
+function joinHostPort(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+let cachedDescriptorSet: { bytes: Uint8Array; serviceNames: Set<string> } | undefined;
+
+function loadDescriptorSet(): { bytes: Uint8Array; serviceNames: Set<string> } {
+  if (!cachedDescriptorSet) {
+    const bytes = new Uint8Array(readFileSync(DESCRIPTOR_SET_PATH));
+    const serviceNames = new Set<string>();
+    for (const file of fromBinary(FileDescriptorSetSchema, bytes).file) {
+      for (const service of file.service) serviceNames.add(file.package ? `${file.package}.${service.name}` : service.name);
+    }
+    cachedDescriptorSet = { bytes, serviceNames };
+  }
+  return cachedDescriptorSet;
+}
+
+function descriptorSetBytes(): Uint8Array {
+  return loadDescriptorSet().bytes;
+}
+
+function describedServiceNames(): Set<string> {
+  return loadDescriptorSet().serviceNames;
+}
+
+/** One `grpc-call` line per RPC: method, status code, duration. Request bodies are never logged. */
+export function createCallLoggingMiddleware(log: Logger) {
+  return async function* logCall<Request, Response>(
+    call: ServerMiddlewareCall<Request, Response>,
+    context: CallContext,
+  ): AsyncGenerator<Response, Response | void, undefined> {
+    const started = performance.now();
+    let code = Status.OK;
+    let unexpected: unknown;
+    try {
+      return yield* call.next(call.request, context);
+    } catch (error) {
+      if (error instanceof ServerError) code = error.code;
+      else if (error instanceof Error && error.name === 'AbortError') code = Status.CANCELLED;
+      else {
+        code = Status.UNKNOWN;
+        unexpected = error;
+      }
+      throw error;
+    } finally {
+      const line = {
+        method: call.method.path,
+        code: Status[code],
+        duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+        ...(unexpected === undefined ? {} : { err: unexpected }),
+      };
+      if (SERVER_FAULT_CODES.has(code)) log.error(line, 'grpc-call');
+      else log.info(line, 'grpc-call');
+    }
+  };
+}
