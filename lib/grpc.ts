@@ -1,15 +1,21 @@
 // The one way a daemon serves gRPC: its services plus health checking, server reflection and a
 // per-call log line, so every daemon answers grpc-health-probe and grpcurl the same way.
+// Also the one way to make a client whose every call carries a deadline.
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ServerCredentials } from '@grpc/grpc-js';
 import { fromBinary } from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import {
+  ClientError,
+  createClientFactory,
   createServer,
   ServerError,
   Status,
   type CallContext,
+  type Channel,
+  type Client,
+  type ClientMiddleware,
   type CompatServiceDefinition,
   type Server,
   type ServerMiddlewareCall,
@@ -17,6 +23,7 @@ import {
 } from 'nice-grpc';
 import { HealthDefinition, HealthServiceImpl, HealthState } from 'nice-grpc-server-health';
 import { ServerReflection, ServerReflectionService } from 'nice-grpc-server-reflection';
+import { createErrorMiddleware } from './errors.js';
 import type { Logger } from './log.js';
 
 /** The FileDescriptorSet that `npm run gen` writes next to the generated code. */
@@ -77,7 +84,8 @@ export async function startGrpcServer<const Definitions extends readonly CompatS
   const services = options.services as readonly GrpcService[];
   const serviceNames = services.map((service) => serviceFullName(service.definition));
 
-  const server = createServer().use(createCallLoggingMiddleware(log));
+  let server: Server = createServer();
+  for (const middleware of standardServerMiddleware(log)) server = server.use(middleware);
   for (const service of services) server.add(service.definition, service.implementation);
 
   const health = HealthState();
@@ -151,6 +159,14 @@ function describedServiceNames(): Set<string> {
   return loadDescriptorSet().serviceNames;
 }
 
+/**
+ * The middleware every call runs through, outermost first: the call log line, then the one
+ * translation of domain errors to gRPC status. The gateway's in-process dispatch runs the same.
+ */
+export function standardServerMiddleware(log: Logger) {
+  return [createCallLoggingMiddleware(log), createErrorMiddleware(log)] as const;
+}
+
 /** One `grpc-call` line per RPC: method, status code, duration. Request bodies are never logged. */
 export function createCallLoggingMiddleware(log: Logger) {
   return async function* logCall<Request, Response>(
@@ -181,4 +197,57 @@ export function createCallLoggingMiddleware(log: Logger) {
       else log.info(line, 'grpc-call');
     }
   };
+}
+
+export interface DeadlineCallOptions {
+  /** An absolute Date, or milliseconds from the start of the call. */
+  deadline?: Date | number;
+}
+
+/**
+ * Client middleware that cancels a call at its deadline and reports DEADLINE_EXCEEDED, as a
+ * ClientError like any other gRPC failure. nice-grpc's CallOptions have no deadline of their own.
+ */
+export const deadlineClientMiddleware: ClientMiddleware<DeadlineCallOptions> = async function* withDeadline(call, options) {
+  const { deadline, signal: callerSignal, ...rest } = options;
+  if (deadline === undefined) return yield* call.next(call.request, options);
+  const timeoutMs = Math.max(0, deadline instanceof Date ? deadline.getTime() - Date.now() : deadline);
+  const controller = new AbortController();
+  const abortFromCaller = () => controller.abort();
+  if (callerSignal?.aborted) controller.abort();
+  callerSignal?.addEventListener('abort', abortFromCaller, { once: true });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, timeoutMs);
+  try {
+    return yield* call.next(call.request, { ...rest, signal: controller.signal });
+  } catch (error) {
+    if (timedOut && error instanceof Error && error.name === 'AbortError') {
+      throw new ClientError(call.method.path, Status.DEADLINE_EXCEEDED, `deadline of ${timeoutMs} ms exceeded`);
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    callerSignal?.removeEventListener('abort', abortFromCaller);
+  }
+};
+
+export interface GrpcClientOptions {
+  /** Deadline of every call that does not pass its own; milliseconds. */
+  defaultDeadlineMs?: number;
+}
+
+const DEFAULT_CALL_DEADLINE_MS = 10_000;
+
+/** A nice-grpc client whose calls always have a deadline (per call `{ deadline }` overrides the default). */
+export function createGrpcClient<Definition extends CompatServiceDefinition>(
+  definition: Definition,
+  channel: Channel,
+  options: GrpcClientOptions = {},
+): Client<Definition, DeadlineCallOptions> {
+  return createClientFactory()
+    .use(deadlineClientMiddleware)
+    .create(definition, channel, { '*': { deadline: options.defaultDeadlineMs ?? DEFAULT_CALL_DEADLINE_MS } });
 }
