@@ -41,7 +41,7 @@ export interface LogOptions {
 export function createLogger(options: LogOptions = {}): Logger {
   const config: LoggerOptions = {
     level: options.level ?? process.env.CCBRIDGE_LOG_LEVEL ?? 'info',
-    base: options.name ? { component: options.name } : {},
+    base: options.name ? { daemon: options.name } : {},
     redact: { paths: REDACTED_PATHS, censor: '[REDACTED]' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },

@@ -1,0 +1,24 @@
+// `ccbridge locket`: the embedded Locket (models.Locket gRPC on SQLite) alone.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startEmbeddedLocket } from '../../embedded/locket/index.js';
+import { checkListenAddress, splitHostPort, string } from '../../lib/flags.js';
+import { defineCommand } from '../../lib/daemon.js';
+import { commonFlags } from './common.js';
+
+export const locketFlags = {
+  locketListenAddress: string('host:port the embedded Locket serves gRPC on', '127.0.0.1:8891', { check: checkListenAddress }),
+};
+
+export default defineCommand({
+  summary: 'the embedded Locket lock service (gRPC models.Locket on SQLite)',
+  flags: { ...commonFlags, ...locketFlags },
+  async start(flags, log) {
+    const dataDir = join(flags.dataDir, 'locket');
+    mkdirSync(dataDir, { recursive: true });
+    const { host, port } = splitHostPort(flags.locketListenAddress);
+    const locket = await startEmbeddedLocket({ dataDir, host, port, logger: log });
+    process.stdout.write(`locket   grpc://${locket.address}\n`);
+    return { stop: () => locket.close() };
+  },
+});
