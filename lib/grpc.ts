@@ -38,14 +38,6 @@ export interface GrpcService<Definition extends CompatServiceDefinition = Compat
   implementation: ServiceImplementation<Definition>;
 }
 
-/** Pairs a definition with its implementation, type-checked, for a `services` list of mixed services. */
-export function grpcService<Definition extends CompatServiceDefinition>(
-  definition: Definition,
-  implementation: ServiceImplementation<Definition>,
-): GrpcService {
-  return { definition, implementation } as unknown as GrpcService;
-}
-
 export interface StartGrpcServerOptions<Definitions extends readonly CompatServiceDefinition[]> {
   /** Defaults to 127.0.0.1: loopback unless a deployment asks for more. */
   host?: string;
