@@ -130,7 +130,7 @@ export function createLocketService(options: LocketServiceOptions): LocketServic
     }),
   };
 
-  const sweepExpired = () => operate((nowMs) => deleteExpired(nowMs));
+  const sweepExpired = () => table.transaction(() => deleteExpired(clock.now()));
   const sweepIntervalMs = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
   const sweeper = sweepIntervalMs > 0 ? setInterval(sweepSafely, sweepIntervalMs) : undefined;
   // The sweep only tidies up (every operation expires first), so it must not keep a process alive.

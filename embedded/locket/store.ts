@@ -83,7 +83,7 @@ export interface LockTable {
   /** Inserts the row, or replaces it and bumps its modified index. */
   upsert(lock: Omit<StoredLock, 'modifiedIndex'>): void;
   remove(key: string): void;
-  /** Every row of one type, by key; '' means every type. */
+  /** Every row of one type ('lock' or 'presence'), by key. */
   listByType(type: string): StoredLock[];
 }
 
@@ -99,7 +99,6 @@ export function createLockTable(db: LocketDatabase): LockTable {
        modified_index = modified_index + 1`,
   );
   const remove = db.prepare('DELETE FROM locks WHERE key = ?');
-  const listAll = db.prepare(`SELECT ${COLUMNS} FROM locks ORDER BY key`);
   const listByType = db.prepare(`SELECT ${COLUMNS} FROM locks WHERE type = ? ORDER BY key`);
 
   return {
@@ -108,6 +107,6 @@ export function createLockTable(db: LocketDatabase): LockTable {
     find: (key) => find.get(key) as StoredLock | undefined,
     upsert: (lock) => void upsert.run(lock),
     remove: (key) => void remove.run(key),
-    listByType: (type) => (type === '' ? listAll.all() : listByType.all(type)) as StoredLock[],
+    listByType: (type) => listByType.all(type) as StoredLock[],
   };
 }

@@ -20,14 +20,15 @@ import {
   type LockRunnerOptions,
 } from '../../clients/locket/index.js';
 import {
+  createLocketService,
   LOCKET_DATABASE_FILE,
   LocketSchemaError,
   openLocketDatabase,
   startEmbeddedLocket,
   type EmbeddedLocket,
 } from '../../embedded/locket/index.js';
-import { TypeCode, type LockRequest } from '../../gen/locket/locket.js';
-import { createGrpcClient } from '../../lib/grpc.js';
+import { LocketDefinition, TypeCode, type LockRequest } from '../../gen/locket/locket.js';
+import { createGrpcClient, startGrpcServer } from '../../lib/grpc.js';
 import { silentLogger } from '../../lib/log.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -187,6 +188,30 @@ describe('embedded Locket expiry', () => {
       reader.close();
       await server.stop();
     }
+  });
+});
+
+describe('createLocketService on a database the caller owns', () => {
+  test('sweepExpired counts what it deletes, and close() leaves the database open', async () => {
+    let nowMs = Date.now();
+    const db = openLocketDatabase(tempDir());
+    const service = createLocketService({ db, clock: { now: () => nowMs }, logger, sweepIntervalMs: 0 });
+    const running = await startGrpcServer({ services: [{ definition: LocketDefinition, implementation: service.implementation }], logger });
+    const connection = connectToLocket({ address: running.address, defaultDeadlineMs: 2_000 });
+    try {
+      await connection.client.lock(lockRequest('a', 'owner-a', 1));
+      await connection.client.lock(lockRequest('b', 'owner-b', 2));
+      assert.equal(service.sweepExpired(), 0);
+      nowMs += 1_000;
+      assert.equal(service.sweepExpired(), 1);
+      assert.deepEqual((await connection.client.fetchAll({ typeCode: TypeCode.LOCK })).resources.map((r) => r.key), ['b']);
+    } finally {
+      connection.close();
+      await running.close(0);
+      service.close();
+    }
+    assert.equal((db.prepare('SELECT count(*) AS n FROM locks').get() as { n: number }).n, 1);
+    db.close();
   });
 });
 
