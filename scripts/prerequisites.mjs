@@ -5,7 +5,10 @@
 import { spawnSync } from 'node:child_process';
 
 /** Debian package -> the command that proves it is installed. */
-export const PREREQUISITES = [];
+export const PREREQUISITES = [
+  // TLS material for the mTLS tests and for generating development certificates.
+  { pkg: 'openssl', command: 'openssl' },
+];
 
 function has(command) {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
