@@ -71,7 +71,14 @@ export function createWatcher(deps: WatcherDependencies): Watcher {
   const delivered = new Counter({ name: 'ccbridge_tps_watcher_reports_delivered_total', help: 'Reports CC accepted', registers });
   const retried = new Counter({ name: 'ccbridge_tps_watcher_reports_retried_total', help: 'Deliveries that failed and will be retried', registers });
   const dropped = new Counter({ name: 'ccbridge_tps_watcher_reports_dropped_total', help: 'Reports CC refused for good (4xx)', registers });
-  const depth = new Gauge({ name: 'ccbridge_tps_watcher_outbox_depth', help: 'Reports waiting in the outbox', registers, collect: () => depth.set(deps.outbox.depth()) });
+  const depth: Gauge = new Gauge({
+    name: 'ccbridge_tps_watcher_outbox_depth',
+    help: 'Reports waiting in the outbox',
+    registers,
+    collect(): void {
+      depth.set(deps.outbox.depth());
+    },
+  });
   const latency = new Histogram({
     name: 'ccbridge_tps_watcher_delivery_latency_seconds',
     help: 'From queueing a report to CC accepting it',
