@@ -3,6 +3,7 @@
 // root builds these.
 import {
   abortableSleep,
+  BbsInvalidRequestError,
   BbsResourceConflictError,
   BbsResourceExistsError,
   BbsResourceNotFoundError,
@@ -16,6 +17,7 @@ import type { NsyncDiego, WriteOutcome } from '../../services/nsync/listener.js'
 import type { StagerDiego } from '../../services/stager/service.js';
 import type { InstanceEvent, TpsDiego, TpsInstanceEvents } from '../../services/tps/service.js';
 import type { WatcherDiego, WatcherEvent } from '../../services/tps/watcher/watcher.js';
+import { invalidArgument } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 
 async function orUndefinedWhenMissing<T>(call: Promise<T>): Promise<T | undefined> {
@@ -27,13 +29,18 @@ async function orUndefinedWhenMissing<T>(call: Promise<T>): Promise<T | undefine
   }
 }
 
-/** A write that lost a race with another writer (exists already, changed, or gone). */
+/**
+ * A write that lost a race with another writer (exists already, changed, or gone) is a
+ * conflict; one the BBS refuses as invalid is the desired app's fault, a 400 (as today's CC
+ * treats it: counted as invalid, never a reason to hold back freshness).
+ */
 async function outcomeOf(call: Promise<void>, raced: (error: unknown) => boolean): Promise<WriteOutcome> {
   try {
     await call;
     return 'ok';
   } catch (error) {
     if (raced(error)) return 'conflict';
+    if (error instanceof BbsInvalidRequestError) throw invalidArgument('DIEGO_REFUSED_LRP', error.message);
     throw error;
   }
 }

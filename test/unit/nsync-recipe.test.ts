@@ -33,6 +33,7 @@ import {
   type SshKeyPair,
   type SshKeyPairGenerator,
 } from '../../services/nsync/recipe/index.js';
+import { metricTagsFor } from '../../services/nsync/recipe/desired-lrp.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -258,6 +259,15 @@ describe('§4.3 full example: the spec request through the legacy codec, field b
     assert.equal(lrp.action?.codependentAction?.actions[0]?.runAction?.resourceLimits?.nproc, undefined);
   });
 
+  test('metric tags as today\'s CC sets them, source_id matching metrics_guid', () => {
+    assert.deepStrictEqual(lrp.metricTags, {
+      source_id: { static: 'the-log-id', dynamic: 0 },
+      process_id: { static: 'the-app-guid-the-app-version', dynamic: 0 },
+      process_instance_id: { static: '', dynamic: 2 },
+      instance_id: { static: '', dynamic: 1 },
+    });
+  });
+
   test('nothing else is set', () => {
     const want = DesiredLRP.fromPartial({
       processGuid: example.process_guid,
@@ -278,6 +288,7 @@ describe('§4.3 full example: the spec request through the legacy codec, field b
       logGuid: example.log_guid,
       logSource: example.log_source,
       metricsGuid: example.metrics_guid,
+      metricTags: metricTagsFor(app),
       annotation: example.annotation,
       checkDefinition: lrp.checkDefinition,
     });
@@ -743,6 +754,7 @@ describe('§4.4 docker recipe fields', () => {
         logGuid: 'the-log-id',
         logSource: 'CELL',
         metricsGuid: 'the-log-id',
+        metricTags: metricTagsFor(dockerApp({ dockerImage: 'cloudfoundry/diego-docker-app:latest' })),
         annotation: 'etag-updated-at',
       }),
     );

@@ -9,7 +9,7 @@
 // timeout_ms, each action's user, nothing), which the BBS's current routes read; they stay
 // unset, as today's CC leaves them, so no two fields can disagree.
 import type { Action } from '../../../gen/diego/bbs/v1/actions.js';
-import type { EnvironmentVariable } from '../../../gen/diego/bbs/v1/container.js';
+import { MetricTagValue_DynamicValue, type EnvironmentVariable } from '../../../gen/diego/bbs/v1/container.js';
 import { DesiredLRP } from '../../../gen/diego/bbs/v1/desired_lrp.js';
 import type { DesireAppRequestFromCC, SecurityGroupRule as CcSecurityGroupRule } from '../../../gen/cloudfoundry/ccbridge/cc/v1/cc.js';
 import { SecurityGroupRule } from '../../../gen/diego/bbs/v1/security_group.js';
@@ -107,11 +107,25 @@ export function assembleDesiredLrp(app: DesireAppRequestFromCC, config: RecipeCo
     logGuid: app.logGuid,
     logSource: LRP_LOG_SOURCE,
     metricsGuid: app.logGuid,
+    metricTags: metricTagsFor(app),
     annotation: app.etag,
     egressRules: app.egressRules.map(egressRuleFor),
     imageUsername: recipe.imageCredentials?.username ?? '',
     imagePassword: recipe.imageCredentials?.password ?? '',
   });
+}
+
+/**
+ * The tags container metrics and logs carry, as today's CC sets them. The BBS refuses an LRP
+ * without metric tags, and requires `source_id` to equal metrics_guid (the log guid, the app).
+ */
+export function metricTagsFor(app: DesireAppRequestFromCC): DesiredLRP['metricTags'] {
+  return {
+    source_id: { static: app.logGuid, dynamic: MetricTagValue_DynamicValue.DYNAMIC_VALUE_INVALID },
+    process_id: { static: app.processGuid, dynamic: MetricTagValue_DynamicValue.DYNAMIC_VALUE_INVALID },
+    process_instance_id: { static: '', dynamic: MetricTagValue_DynamicValue.DYNAMIC_VALUE_INSTANCE_GUID },
+    instance_id: { static: '', dynamic: MetricTagValue_DynamicValue.DYNAMIC_VALUE_INDEX },
+  };
 }
 
 /** CC's file_descriptors (uint64 as a decimal string); 0 means the 2015 default of 1024. */
