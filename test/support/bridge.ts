@@ -35,6 +35,8 @@ export interface TestBridge {
   nsyncRecipe: RecipeConfig;
   dataDir: string;
   log: Logger;
+  /** Stops the embedded Diego and starts it again on the same port and data (a BBS restart). */
+  restartDiego(): Promise<void>;
   /** fetch against the gateway. */
   request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; text: string; headers: Headers }>;
   close(): Promise<void>;
@@ -104,7 +106,7 @@ export async function startTestBridge(options: TestBridgeOptions = {}): Promise<
     resubscribePauseMs: 20,
   }) as unknown as Record<string, unknown>;
 
-  return {
+  const bridge: TestBridge = {
     diego,
     bbs,
     cc,
@@ -115,6 +117,11 @@ export async function startTestBridge(options: TestBridgeOptions = {}): Promise<
     nsyncRecipe,
     dataDir,
     log,
+    async restartDiego() {
+      const port = bridge.diego.port;
+      await bridge.diego.close(50);
+      bridge.diego = await startEmbeddedDiego({ dataDir: join(dataDir, 'diego'), port, logger: log });
+    },
     async request(method, path, body, headers = {}) {
       const response = await fetch(gateway.url + path, {
         method,
@@ -128,8 +135,10 @@ export async function startTestBridge(options: TestBridgeOptions = {}): Promise<
       bbs.close();
       ccClient.close();
       await cc.stop();
-      await diego.close(100);
+      // A test may have restarted Diego: close the one running now.
+      await bridge.diego.close(100);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  return bridge;
 }
