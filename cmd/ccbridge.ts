@@ -3,9 +3,21 @@
 import type { Command } from '../lib/daemon.js';
 import { runCommand } from '../lib/daemon.js';
 import allInOne from './commands/all-in-one.js';
+import gateway from './commands/gateway.js';
 import locket from './commands/locket.js';
+import nsyncBulker from './commands/nsync-bulker.js';
+import nsyncListener from './commands/nsync-listener.js';
+import stager from './commands/stager.js';
+import tpsListener from './commands/tps-listener.js';
+import tpsWatcher from './commands/tps-watcher.js';
 
 const COMMANDS: Record<string, Command> = {
+  gateway: gateway as unknown as Command,
+  stager: stager as unknown as Command,
+  'nsync-listener': nsyncListener as unknown as Command,
+  'nsync-bulker': nsyncBulker as unknown as Command,
+  'tps-listener': tpsListener as unknown as Command,
+  'tps-watcher': tpsWatcher as unknown as Command,
   locket: locket as unknown as Command,
 };
 

@@ -1,0 +1,50 @@
+// Active/passive: a component that works only while its daemon holds a Locket lock. It starts
+// when the lock is taken and stops at once when it is lost; a standby keeps trying.
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { createLockRunner } from '../../clients/locket/index.js';
+import type { Stoppable } from '../../lib/daemon.js';
+import type { Logger } from '../../lib/log.js';
+
+export interface LockedWork {
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export function runWhileLocked(options: {
+  key: string;
+  locketAddress: string;
+  tls?: { caFile: string; certFile: string; keyFile: string };
+  ttlMs: number;
+  retryIntervalMs: number;
+  work: LockedWork;
+  logger: Logger;
+}): Stoppable & { readonly owner: string } {
+  const owner = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const log = options.logger.child({ lock: options.key, owner });
+  const runner = createLockRunner({
+    address: options.locketAddress,
+    tls: options.tls,
+    key: options.key,
+    owner,
+    ttlSeconds: Math.max(1, Math.round(options.ttlMs / 1000)),
+    retryIntervalMs: options.retryIntervalMs,
+    logger: log,
+    onAcquired: () => {
+      log.info('lock-acquired');
+      options.work.start();
+    },
+    onLost: (loss) => {
+      log.error({ reason: loss.reason }, 'lock-lost');
+      void options.work.stop();
+    },
+  });
+  runner.start();
+  return {
+    owner,
+    async stop() {
+      await options.work.stop();
+      await runner.stop();
+    },
+  };
+}

@@ -1,0 +1,62 @@
+// Recipe configuration from flags, shared by every daemon that builds tasks or LRPs.
+import { bool, int, string } from '../../lib/flags.js';
+import { checkRecipeConfig, generateSshKeyPair, type RecipeConfig } from '../../services/nsync/recipe/index.js';
+import { DEFAULT_STAGING_TIMEOUT_MS, type StagingRecipeConfig } from '../../services/stager/recipe/index.js';
+import { lifecyclesFrom } from './flags.js';
+
+export const nsyncRecipeFlags = {
+  privilegedContainers: bool('run buildpack app containers privileged'),
+  defaultHealthCheckTimeout: int('start timeout in seconds for apps whose CC record gives none', 60),
+};
+
+export const stagerRecipeFlags = {
+  ccUploaderURL: string('URL of the uploader that forwards droplets and build caches to CC', 'http://127.0.0.1:9090'),
+  stagingTaskCallbackURL: string('URL at which Diego reaches this stager\'s completion route (default: the REST listen address)'),
+  dockerStagingStack: string('stack docker staging tasks run on', 'cflinuxfs4', { check: (v) => (v ? undefined : 'Invalid Docker staging stack') }),
+  dockerRegistryAddress: string('host:port of a registry docker images are cached in (empty: no caching)'),
+  insecureDockerRegistry: string('comma-separated registries (host:port) the docker builder may reach without verified TLS'),
+  privilegedStaging: bool('run staging containers privileged'),
+  maxStagingTimeout: int('upper bound of any staging timeout, in seconds', 3600),
+};
+
+export function nsyncRecipeFrom(flags: { lifecycle: string[]; fileServerURL: string; privilegedContainers: boolean; defaultHealthCheckTimeout: number }): RecipeConfig {
+  const config: RecipeConfig = {
+    lifecycles: Object.fromEntries(lifecyclesFrom(flags.lifecycle)),
+    fileServerUrl: flags.fileServerURL,
+    privilegedContainers: flags.privilegedContainers,
+    defaultHealthCheckTimeoutSeconds: flags.defaultHealthCheckTimeout,
+    generateSshKeyPair,
+  };
+  checkRecipeConfig(config);
+  return config;
+}
+
+export function stagingRecipeFrom(
+  flags: {
+    lifecycle: string[];
+    fileServerURL: string;
+    ccUploaderURL: string;
+    stagingTaskCallbackURL: string;
+    dockerStagingStack: string;
+    dockerRegistryAddress: string;
+    insecureDockerRegistry: string;
+    skipCertVerify: boolean;
+    privilegedStaging: boolean;
+    maxStagingTimeout: number;
+  },
+  callbackUrl: string,
+): StagingRecipeConfig {
+  return {
+    fileServerURL: flags.fileServerURL,
+    ccUploaderURL: flags.ccUploaderURL,
+    stagingTaskCallbackURL: flags.stagingTaskCallbackURL || callbackUrl,
+    lifecycles: lifecyclesFrom(flags.lifecycle),
+    dockerStagingStack: flags.dockerStagingStack,
+    dockerRegistryAddress: flags.dockerRegistryAddress,
+    insecureDockerRegistries: flags.insecureDockerRegistry.split(',').filter((r) => r !== ''),
+    skipCertVerify: flags.skipCertVerify,
+    privileged: flags.privilegedStaging,
+    defaultStagingTimeoutMs: DEFAULT_STAGING_TIMEOUT_MS,
+    maxStagingTimeoutMs: flags.maxStagingTimeout * 1000,
+  };
+}

@@ -1,0 +1,45 @@
+// How a service daemon serves: its gRPC service (with health and reflection) on
+// --grpcListenAddress, and the CC routes of that service on -listenAddress through the gateway
+// with in-process dispatch, as the original daemons served HTTP themselves.
+import type { TsProtoServiceDefinition } from 'nice-grpc';
+import { inProcessDispatcher, type ServiceBinding } from '../../gateway/dispatch.js';
+import { startGateway } from '../../gateway/server.js';
+import type { Stoppable } from '../../lib/daemon.js';
+import { splitHostPort } from '../../lib/flags.js';
+import { startGrpcServer } from '../../lib/grpc.js';
+import type { Logger } from '../../lib/log.js';
+
+export interface ServedService {
+  definition: TsProtoServiceDefinition;
+  implementation: object;
+}
+
+export async function serveServices(options: {
+  services: readonly ServedService[];
+  grpcListenAddress: string;
+  listenAddress: string;
+  logger: Logger;
+}): Promise<Stoppable & { grpcAddress: string; restUrl: string }> {
+  const log = options.logger;
+  const grpcAt = splitHostPort(options.grpcListenAddress);
+  const grpc = await startGrpcServer({
+    host: grpcAt.host,
+    port: grpcAt.port,
+    logger: log,
+    services: options.services.map((s) => ({ definition: s.definition, implementation: s.implementation })) as never,
+  });
+  const bindings: ServiceBinding[] = options.services.map((s) => ({
+    definition: s.definition,
+    dispatcher: inProcessDispatcher(s.definition, s.implementation as Record<string, unknown>, log),
+  }));
+  const restAt = splitHostPort(options.listenAddress);
+  const rest = await startGateway({ services: bindings, logger: log, host: restAt.host, port: restAt.port });
+  return {
+    grpcAddress: grpc.address,
+    restUrl: rest.url,
+    async stop() {
+      await rest.close();
+      await grpc.close();
+    },
+  };
+}
