@@ -172,8 +172,11 @@ class Builder {
   async fetchCustomBuildpacks() {
     for (const key of this.config.buildpackOrder) {
       if (!isBuildpackURL(key)) continue;
+      const destination = join(this.config.buildpacksDir, md5Hex(key));
+      // Already there: the task downloaded it after all (a buildpack CC did not call `custom`).
+      if (existsSync(destination) && readdirSync(destination).length > 0) continue;
       try {
-        await fetchCustomBuildpack(key, join(this.config.buildpacksDir, md5Hex(key)), { skipCertVerify: this.config.skipCertVerify });
+        await fetchCustomBuildpack(key, destination, { skipCertVerify: this.config.skipCertVerify });
       } catch (error) {
         throw new StagingFailure(EXIT_OTHER, messageOf(error));
       }
