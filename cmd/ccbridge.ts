@@ -3,6 +3,7 @@
 import type { Command } from '../lib/daemon.js';
 import { runCommand } from '../lib/daemon.js';
 import allInOne from './commands/all-in-one.js';
+import fileServer from './commands/file-server.js';
 import gateway from './commands/gateway.js';
 import locket from './commands/locket.js';
 import nsyncBulker from './commands/nsync-bulker.js';
@@ -10,6 +11,7 @@ import nsyncListener from './commands/nsync-listener.js';
 import stager from './commands/stager.js';
 import tpsListener from './commands/tps-listener.js';
 import tpsWatcher from './commands/tps-watcher.js';
+import uploader from './commands/uploader.js';
 
 const COMMANDS: Record<string, Command> = {
   gateway: gateway as unknown as Command,
@@ -18,6 +20,8 @@ const COMMANDS: Record<string, Command> = {
   'nsync-bulker': nsyncBulker as unknown as Command,
   'tps-listener': tpsListener as unknown as Command,
   'tps-watcher': tpsWatcher as unknown as Command,
+  'file-server': fileServer as unknown as Command,
+  uploader: uploader as unknown as Command,
   locket: locket as unknown as Command,
 };
 

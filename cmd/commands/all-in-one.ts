@@ -1,27 +1,148 @@
 // The all-in-one daemon (`npm start`): every component in one process, data under one directory,
-// every address printed at start.
+// every address printed at start. Each neighbour is embedded unless its flag points at a real
+// one (-bbsAddress, -locketAddress, -ccBaseURL).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createLogCacheClient } from '../../clients/logcache/client.js';
+import { startEmbeddedDiego } from '../../embedded/diego/index.js';
 import { startEmbeddedLocket } from '../../embedded/locket/index.js';
+import { NsyncServiceDefinition } from '../../gen/cloudfoundry/ccbridge/nsync/v1/nsync.js';
+import { StagerServiceDefinition } from '../../gen/cloudfoundry/ccbridge/stager/v1/stager.js';
+import { TpsServiceDefinition } from '../../gen/cloudfoundry/ccbridge/tps/v1/tps.js';
 import { defineCommand, stopAll, type Stoppable } from '../../lib/daemon.js';
-import { splitHostPort } from '../../lib/flags.js';
+import { checkListenAddress, splitHostPort, string } from '../../lib/flags.js';
+import { startFileServer, startUploader } from '../../services/fileserver/index.js';
+import { openOutbox } from '../../services/tps/watcher/outbox.js';
+import { buildBulker, buildNsyncListener, buildStager, buildTps, buildWatcher } from '../wiring/services.js';
 import { commonFlags } from './common.js';
+import { bbsClientFrom, bbsFlags, ccClientFrom, ccFlags, lifecycleFlags, lockFlags } from './flags.js';
+import { gatewayFlags } from './gateway.js';
+import { runWhileLocked } from './locked.js';
 import { locketFlags } from './locket.js';
+import { bulkerFlags } from './nsync-bulker.js';
+import { nsyncRecipeFlags, nsyncRecipeFrom, stagerRecipeFlags, stagingRecipeFrom } from './recipes.js';
+import { serveServices, type ServedService } from './serve.js';
+import { tpsFlags } from './tps-listener.js';
+import { watcherFlags } from './tps-watcher.js';
+
+const address = (description: string, value: string) => string(description, value, { check: checkListenAddress });
+
+export const allInOneFlags = {
+  ...commonFlags,
+  listenAddress: address('host:port of the REST gateway (every CC route)', '127.0.0.1:8888'),
+  grpcListenAddress: address('host:port of the Stager, Nsync and TPS gRPC services', '127.0.0.1:8988'),
+  bbsListenAddress: address('host:port of the embedded Diego (BBS API and log-cache read API)', '127.0.0.1:8889'),
+  ...locketFlags,
+  fileServerListenAddress: address('host:port of the file server (lifecycle bundles)', '127.0.0.1:8080'),
+  uploaderListenAddress: address('host:port of the uploader (droplets and build caches to CC)', '127.0.0.1:9090'),
+  ...bbsFlags,
+  ...ccFlags,
+  ...lockFlags,
+  ...lifecycleFlags,
+  ...nsyncRecipeFlags,
+  ...stagerRecipeFlags,
+  ...bulkerFlags,
+  ...tpsFlags,
+  ...watcherFlags,
+  ...gatewayFlags,
+};
 
 export default defineCommand({
   summary: 'everything on one machine',
-  flags: { ...commonFlags, ...locketFlags },
+  flags: allInOneFlags,
   async start(flags, log) {
     const started: Stoppable[] = [];
+    const lines: string[] = [];
+    const dir = (name: string) => {
+      const path = join(flags.dataDir, name);
+      mkdirSync(path, { recursive: true });
+      return path;
+    };
     try {
-      mkdirSync(flags.dataDir, { recursive: true });
-      const locketDir = join(flags.dataDir, 'locket');
-      mkdirSync(locketDir, { recursive: true });
-      const { host, port } = splitHostPort(flags.locketListenAddress);
-      const locket = await startEmbeddedLocket({ dataDir: locketDir, host, port, logger: log });
-      started.push({ stop: () => locket.close() });
-      process.stdout.write(`ccbridge is running (data in ${flags.dataDir})\n`);
-      process.stdout.write(`  locket   grpc://${locket.address}\n`);
+      // Locket: embedded unless -locketAddress names one.
+      let locketAddress = flags.locketAddress;
+      if (!locketAddress) {
+        const { host, port } = splitHostPort(flags.locketListenAddress);
+        const locket = await startEmbeddedLocket({ dataDir: dir('locket'), host, port, logger: log });
+        started.push({ stop: () => locket.close() });
+        locketAddress = locket.address;
+      }
+      lines.push(`  locket        grpc://${locketAddress}`);
+
+      // Diego: embedded unless -bbsAddress names one.
+      let bbsUrl = flags.bbsAddress;
+      if (!bbsUrl) {
+        const { host, port } = splitHostPort(flags.bbsListenAddress);
+        const diego = await startEmbeddedDiego({ dataDir: dir('diego'), host, port, logger: log });
+        started.push({ stop: () => diego.close() });
+        bbsUrl = diego.url;
+      }
+      lines.push(`  diego (bbs)   ${bbsUrl}`);
+      const bbs = bbsClientFrom(flags, bbsUrl, log);
+      started.push({ stop: async () => bbs.close() });
+
+      const fileServerAt = splitHostPort(flags.fileServerListenAddress);
+      const fileServer = await startFileServer({ staticDirectory: dir('lifecycles'), host: fileServerAt.host, port: fileServerAt.port, logger: log });
+      started.push({ stop: () => fileServer.close() });
+      lines.push(`  file server   ${fileServer.url}/v1/static/`);
+      const uploaderAt = splitHostPort(flags.uploaderListenAddress);
+      const uploader = await startUploader({ host: uploaderAt.host, port: uploaderAt.port, logger: log, skipCertVerify: flags.skipCertVerify });
+      started.push({ stop: () => uploader.close() });
+      lines.push(`  uploader      ${uploader.url}`);
+
+      const ccUrl = flags.ccBaseURL;
+      lines.push(`  cc            ${ccUrl || 'none (set -ccBaseURL)'}`);
+      const ccClient = ccUrl ? ccClientFrom(flags, ccUrl, Math.min(flags.communicationTimeout, 5_000)) : undefined;
+      const bulkCc = ccUrl ? ccClientFrom(flags, ccUrl, flags.communicationTimeout) : undefined;
+      if (ccClient) started.push({ stop: async () => ccClient.close() });
+      if (bulkCc) started.push({ stop: async () => bulkCc.close() });
+
+      const { host: restHost, port: restPort } = splitHostPort(flags.listenAddress);
+      const callbackHost = restHost === '0.0.0.0' ? '127.0.0.1' : restHost;
+      const lifecycleFlagValues = { ...flags, fileServerURL: flags.fileServerURL === lifecycleFlags.fileServerURL.default ? fileServer.url : flags.fileServerURL };
+      const stagingRecipe = stagingRecipeFrom({ ...lifecycleFlagValues, ccUploaderURL: flags.ccUploaderURL === stagerRecipeFlags.ccUploaderURL.default ? uploader.url : flags.ccUploaderURL }, `http://${callbackHost}:${restPort}`);
+      const nsyncRecipe = nsyncRecipeFrom(lifecycleFlagValues);
+      const tps = buildTps({
+        bbs,
+        logCache: createLogCacheClient({ url: flags.logCacheURL || bbsUrl }),
+        logger: log,
+        config: { maxInFlightRequests: flags.maxInFlightRequests, maxBulkGuids: flags.maxBulkGuids },
+      });
+      const services: ServedService[] = [
+        { definition: NsyncServiceDefinition, implementation: buildNsyncListener({ bbs, recipe: nsyncRecipe, logger: log }) },
+        { definition: TpsServiceDefinition, implementation: tps },
+      ];
+      if (ccClient) services.unshift({ definition: StagerServiceDefinition, implementation: buildStager({ bbs, cc: ccClient, recipe: stagingRecipe, logger: log }) });
+      const served = await serveServices({ services, grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log });
+      started.push(served);
+      lines.push(`  gateway       ${served.restUrl}   (CC routes${ccClient ? '' : '; staging needs -ccBaseURL'})`);
+      lines.push(`  grpc          ${served.grpcAddress}`);
+
+      if (ccClient && bulkCc) {
+        const lockTls = flags.locketCACert ? { caFile: flags.locketCACert, certFile: flags.locketClientCert, keyFile: flags.locketClientKey } : undefined;
+        const bulker = buildBulker({
+          bbs,
+          cc: bulkCc,
+          recipe: nsyncRecipe,
+          logger: log,
+          config: { pollingIntervalMs: flags.pollingInterval, batchSize: flags.bulkBatchSize, domainTtlSeconds: Math.round(flags.domainTTL / 1000), concurrency: flags.bulkerConcurrency },
+        });
+        started.push(runWhileLocked({ key: 'nsync_bulker_lock', locketAddress, tls: lockTls, ttlMs: flags.lockTTL, retryIntervalMs: flags.lockRetryInterval, work: bulker, logger: log }));
+        const outbox = openOutbox(dir('tps-watcher'));
+        started.push({ stop: async () => outbox.close() });
+        const watcher = buildWatcher({
+          bbs,
+          cc: ccClient,
+          outbox,
+          logger: log,
+          config: { mode: flags.ccReportMode as 'legacy' | 'v4', retryBaseMs: flags.reportRetryInterval, retryMaxMs: flags.reportRetryMaxInterval },
+        });
+        started.push(runWhileLocked({ key: 'tps_watcher_lock', locketAddress, tls: lockTls, ttlMs: flags.lockTTL, retryIntervalMs: flags.lockRetryInterval, work: watcher, logger: log }));
+        lines.push('  nsync bulker  running behind the Locket lock');
+        lines.push('  tps watcher   running behind the Locket lock');
+      }
+
+      process.stdout.write(`ccbridge is running (data in ${flags.dataDir})\n${lines.join('\n')}\n`);
       return stopAll(started);
     } catch (error) {
       await stopAll(started).stop();
