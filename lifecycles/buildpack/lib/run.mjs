@@ -23,6 +23,9 @@ export function run(path, args, options = {}) {
         cwd: options.cwd,
         env: options.env ?? process.env,
         stdio: ['ignore', capture ? 'pipe' : 'inherit', options.quiet ? 'pipe' : 'inherit'],
+        // Its own process group, so stopping it reaches what it started too (a buildpack's
+        // compile is a shell script whose children would otherwise outlive it).
+        detached: true,
       });
     } catch (error) {
       resolve({ code: null, signal: null, stdout: '', error: /** @type {Error} */ (error) });
@@ -58,5 +61,11 @@ export function succeeded(result) {
 
 /** Passes a termination signal on to whatever is running, so a cancelled staging stops its buildpack. */
 export function stopRunning(signal) {
-  for (const child of running) child.kill(signal);
+  for (const child of running) {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      child.kill(signal);
+    }
+  }
 }
