@@ -134,6 +134,11 @@ export interface Bbs {
   actualLrpRecords(filter: ActualLrpFilter): Buffer[];
   /** Creates the UNCLAIMED record of an index unless one exists; emits actual_lrp_instance_created. */
   createUnclaimedActualLrp(key: ActualLRPKey, traceId?: string): ActualLRP | undefined;
+  /**
+   * Inserts any record (an evacuating copy, a running instance a cell reports that the BBS lost);
+   * ResourceExists when that key and presence exist. Emits actual_lrp_instance_created.
+   */
+  createActualLrp(lrp: ActualLRP, traceId?: string): ActualLRP;
   /** Applies a change (claim, start, crash, evacuate...); emits actual_lrp_instance_changed. */
   changeActualLrp(
     processGuid: string,
@@ -490,6 +495,14 @@ export function createBbs(options: BbsOptions): Bbs {
     actualLrpRecords: (filter) => actualLrps.records(filter),
 
     createUnclaimedActualLrp: (key, traceId = '') => transact((outbox) => createUnclaimedIn(outbox, key, traceId)),
+
+    createActualLrp(lrp, traceId = '') {
+      return transact((outbox) => {
+        if (lrp.actualLrpKey === undefined || !actualLrps.insert(lrp)) throw resourceExists();
+        outbox.push(() => emitActual.created(lrp, traceId));
+        return lrp;
+      });
+    },
 
     changeActualLrp(processGuid, index, presence, change, traceId = '') {
       return transact((outbox) => {

@@ -846,6 +846,11 @@ describe('embedded Diego: desired and actual LRPs', () => {
     );
     assert.deepEqual((await list('/v1/desired_lrps/list.r3', 'cf-apps', ['worker-1'])).desiredLrps, []);
 
+    // The list is the stored records framed as `repeated DesiredLRP desired_lrps = 2`: byte for
+    // byte what encoding the decoded response gives back.
+    const raw = await postRaw(h.url, '/v1/desired_lrps/list.r3', DesiredLRPsRequest.encode({ domain: '', processGuids: [], appGuids: [] }).finish());
+    assert.deepEqual(Buffer.from(DesiredLRPsResponse.encode(DesiredLRPsResponse.decode(raw)).finish()), Buffer.from(raw));
+
     const infos = await call(
       h.url,
       '/v1/desired_lrp_scheduling_infos/list',
@@ -966,6 +971,26 @@ describe('embedded Diego: desired and actual LRPs', () => {
       many.actualLrps.map((l) => `${l.actualLrpKey?.processGuid}/${l.actualLrpKey?.index}`),
       ['web-2/0', 'web-2/1', 'worker-1/0'],
     );
+  });
+
+  test('an evacuating copy shares its index with the ordinary record; scaling to zero leaves it to its cell', async () => {
+    await errorOf(h.url, '/v1/desired_lrp/desire.r2', desireLrpBody(desiredLrp('evac-1', { instances: 1 })));
+    const ordinary = h.diego.bbs.actualLrp('evac-1', 0);
+    assert.ok(ordinary);
+    h.diego.bbs.createActualLrp({
+      ...ordinary,
+      state: ActualLrpState.RUNNING,
+      presence: ActualLRP_Presence.PRESENCE_EVACUATING,
+      actualLrpInstanceKey: { instanceGuid: 'ig-old', cellId: 'cell-draining' },
+    });
+    assert.throws(() => h.diego.bbs.createActualLrp(ordinary), /already exists/);
+    const records = await listActual({ processGuid: 'evac-1', index: 0 });
+    assert.deepEqual(records.map((lrp) => [lrp.presence, lrp.state]), [
+      [ActualLRP_Presence.PRESENCE_ORDINARY, 'UNCLAIMED'],
+      [ActualLRP_Presence.PRESENCE_EVACUATING, 'RUNNING'],
+    ]);
+    await errorOf(h.url, '/v1/desired_lrp/update', updateBody('evac-1', { instances: 0 }));
+    assert.deepEqual((await listActual({ processGuid: 'evac-1' })).map((lrp) => lrp.presence), [ActualLRP_Presence.PRESENCE_EVACUATING]);
   });
 
   test('retire removes an unclaimed instance, asks the cell to stop a running one, and is ResourceNotFound for a missing one', async () => {

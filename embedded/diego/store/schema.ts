@@ -79,11 +79,17 @@ export function openDiegoDatabase(dataDir: string): DiegoDatabase {
   mkdirSync(dataDir, { recursive: true });
   const db = new Database(join(dataDir, DIEGO_DATABASE_FILE));
   try {
+    // Records of a few KB (an LRP with an SSH key in its routes) fit a 16 KB page without
+    // overflow chains; only takes effect when the file is new.
+    db.pragma('page_size = 16384');
     db.pragma('journal_mode = WAL');
     // WAL makes NORMAL durable against application crashes; only a power loss can drop the
     // last transactions, which a single-machine development Diego accepts for the speed.
     db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
+    // Bulk reads (every scheduling info at once) copy straight from the mapped file instead of
+    // through the page cache, about twice as fast at 100k+ rows.
+    db.pragma('mmap_size = 1073741824');
     migrateDiegoSchema(db);
     return db;
   } catch (error) {
