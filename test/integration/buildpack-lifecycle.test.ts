@@ -17,6 +17,7 @@ import { DesireAppRequestFromCC, type StagingRequestFromCC } from '../../gen/clo
 import type { Action, RunAction } from '../../gen/diego/bbs/v1/actions.js';
 import { TaskCallbackResponse } from '../../gen/diego/bbs/v1/task_requests.js';
 import { decodeLegacyJson, encodeLegacyJson } from '../../lib/legacy-json.js';
+import { parseYaml, YamlError } from '../../lifecycles/buildpack/lib/yaml.mjs';
 import { BUILDPACK_LIFECYCLE_ARCHIVE, packageBuildpack, packageBuildpackLifecycle } from '../../lifecycles/package.mjs';
 import { desiredLrpFromDesireAppRequest, type RecipeConfig } from '../../services/nsync/recipe/index.js';
 import {
@@ -632,6 +633,34 @@ describe('launcher', () => {
       assert.equal((await app.finished).code, 0);
     }
   });
+});
+
+describe('the YAML the builder reads (release output, Procfile, launch.yml)', () => {
+  const cases: Array<{ name: string; input: string; want: unknown }> = [
+    {
+      name: 'a release with comments, flow collections and a quoted command',
+      input: '---\naddons: []\nconfig_vars: {}\ndefault_process_types:\n  web: "node server.js --title \\"x\\""  # the app\n  worker: bundle exec rake jobs:work\n',
+      want: { addons: [], config_vars: {}, default_process_types: { web: 'node server.js --title "x"', worker: 'bundle exec rake jobs:work' } },
+    },
+    { name: 'a Procfile', input: "web: ./bin/start -p $PORT\nclock: 'it''s time'\n", want: { web: './bin/start -p $PORT', clock: "it's time" } },
+    {
+      name: 'launch.yml: a sequence of mappings, a literal block',
+      input: 'processes:\n- type: web\n  command: |\n    echo one\n    echo two\n- type: "worker"\n  command: work\n',
+      want: { processes: [{ type: 'web', command: 'echo one\necho two\n' }, { type: 'worker', command: 'work' }] },
+    },
+    { name: 'folded block, continued plain scalar, nulls', input: 'a: >-\n  one\n  two\n\n  three\nb: first\n  second\nc:\nd: ~\n', want: { a: 'one two\nthree', b: 'first second', c: null, d: null } },
+    { name: 'JSON (how staging_info.yml is written)', input: '{"detected_buildpack":"nodejs","start_command":"a \\u0026\\u0026 b"}\n', want: { detected_buildpack: 'nodejs', start_command: 'a && b' } },
+    { name: 'an empty document', input: '---\n# nothing\n', want: null },
+  ];
+  for (const { name, input, want } of cases) test(name, () => assert.deepEqual(JSON.parse(JSON.stringify(parseYaml(input))), want));
+
+  const refusals = [
+    { name: 'an unterminated flow sequence', input: 'default_process_types: [web' },
+    { name: 'a key at a deeper indentation', input: 'a: b\n  c: d\n' },
+    { name: 'tab indentation', input: 'a:\n\tb: c\n' },
+    { name: 'an unterminated quote', input: 'web: "node\n' },
+  ];
+  for (const { name, input } of refusals) test(`refuses ${name}`, () => assert.throws(() => parseYaml(input), YamlError));
 });
 
 describe('healthcheck', { concurrency: true }, () => {

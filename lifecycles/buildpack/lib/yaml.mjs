@@ -44,7 +44,6 @@ function splitLines(source) {
   let started = false;
   for (let index = 0; index < rawLines.length; index += 1) {
     const raw = rawLines[index];
-    if (raw.includes('\t') && /^\s*\t/.test(raw)) throw new YamlError('tabs cannot be used for indentation', index + 1);
     // One document: `---` may open it, `...` ends it.
     if (/^---(\s|$)/.test(raw) && !started) {
       const rest = raw.slice(3).trim();
@@ -79,7 +78,12 @@ class Parser {
   /** The next line that carries structure. */
   peek() {
     while (this.index < this.lines.length && this.lines[this.index].blank) this.index += 1;
-    return this.lines[this.index];
+    const line = this.lines[this.index];
+    // Tabs are content inside block scalars (read from the raw lines), never indentation.
+    if (line !== undefined && line.raw.slice(0, line.raw.length - line.raw.trimStart().length).includes('\t')) {
+      throw new YamlError('tabs cannot be used for indentation', line.number);
+    }
+    return line;
   }
 
   parseDocument(first) {
