@@ -36,7 +36,7 @@ import type { Logger } from '../../lib/log.js';
 import { createCellRegistry, type CellRegistry } from './cells.js';
 import type { Clock } from './clock.js';
 import { resourceExists, resourceNotFound, taskTransitionError } from './errors.js';
-import type { EventHub } from './events/hub.js';
+import type { EventHub, EventName } from './events/hub.js';
 import { createActualLrpTable, type ActualLrpFilter } from './store/actual-lrps.js';
 import {
   createDesiredLrpTable,
@@ -187,46 +187,55 @@ export function createBbs(options: BbsOptions): Bbs {
 
   // ------------------------------------------------------------ events
 
+  /** Encodes an event only when someone listens: bulk writes with no stream open pay nothing. */
+  const publish = (hub: EventHub, name: EventName, encode: () => Uint8Array, cellId?: string) => {
+    if (hub.subscriberCount > 0) hub.emit(name, encode(), cellId);
+  };
+
   const emitTask = {
-    created: (task: Task) => taskEvents.emit('task_created', TaskCreatedEvent.encode({ task }).finish()),
+    created: (task: Task) => publish(taskEvents, 'task_created', () => TaskCreatedEvent.encode({ task }).finish()),
     changed: (before: Task, after: Task) =>
-      taskEvents.emit('task_changed', TaskChangedEvent.encode({ before, after }).finish()),
-    removed: (task: Task) => taskEvents.emit('task_removed', TaskRemovedEvent.encode({ task }).finish()),
+      publish(taskEvents, 'task_changed', () => TaskChangedEvent.encode({ before, after }).finish()),
+    removed: (task: Task) => publish(taskEvents, 'task_removed', () => TaskRemovedEvent.encode({ task }).finish()),
   };
 
   const emitDesired = {
     created: (desiredLrp: DesiredLRP, traceId: string) =>
-      lrpEvents.emit('desired_lrp_created', DesiredLRPCreatedEvent.encode({ desiredLrp, traceId }).finish()),
+      publish(lrpEvents, 'desired_lrp_created', () => DesiredLRPCreatedEvent.encode({ desiredLrp, traceId }).finish()),
     changed: (before: DesiredLRP, after: DesiredLRP, traceId: string) =>
-      lrpEvents.emit('desired_lrp_changed', DesiredLRPChangedEvent.encode({ before, after, traceId }).finish()),
+      publish(lrpEvents, 'desired_lrp_changed', () => DesiredLRPChangedEvent.encode({ before, after, traceId }).finish()),
     removed: (desiredLrp: DesiredLRP, traceId: string) =>
-      lrpEvents.emit('desired_lrp_removed', DesiredLRPRemovedEvent.encode({ desiredLrp, traceId }).finish()),
+      publish(lrpEvents, 'desired_lrp_removed', () => DesiredLRPRemovedEvent.encode({ desiredLrp, traceId }).finish()),
   };
 
   const cellOf = (lrp: ActualLRP) => lrp.actualLrpInstanceKey?.cellId ?? '';
   const emitActual = {
     created: (actualLrp: ActualLRP, traceId: string) =>
-      lrpEvents.emit(
+      publish(
+        lrpEvents,
         'actual_lrp_instance_created',
-        ActualLRPInstanceCreatedEvent.encode({ actualLrp, traceId }).finish(),
+        () => ActualLRPInstanceCreatedEvent.encode({ actualLrp, traceId }).finish(),
         cellOf(actualLrp),
       ),
     changed: (before: ActualLRP, after: ActualLRP, traceId: string) =>
-      lrpEvents.emit(
+      publish(
+        lrpEvents,
         'actual_lrp_instance_changed',
-        ActualLRPInstanceChangedEvent.encode({
-          actualLrpKey: after.actualLrpKey,
-          actualLrpInstanceKey: after.actualLrpInstanceKey,
-          before: actualLrpInfo(before),
-          after: actualLrpInfo(after),
-          traceId,
-        }).finish(),
+        () =>
+          ActualLRPInstanceChangedEvent.encode({
+            actualLrpKey: after.actualLrpKey,
+            actualLrpInstanceKey: after.actualLrpInstanceKey,
+            before: actualLrpInfo(before),
+            after: actualLrpInfo(after),
+            traceId,
+          }).finish(),
         cellOf(after),
       ),
     removed: (actualLrp: ActualLRP, traceId: string) =>
-      lrpEvents.emit(
+      publish(
+        lrpEvents,
         'actual_lrp_instance_removed',
-        ActualLRPInstanceRemovedEvent.encode({ actualLrp, traceId }).finish(),
+        () => ActualLRPInstanceRemovedEvent.encode({ actualLrp, traceId }).finish(),
         cellOf(actualLrp),
       ),
   };
