@@ -11,6 +11,7 @@ import { StagerServiceDefinition } from '../../gen/cloudfoundry/ccbridge/stager/
 import { TpsServiceDefinition } from '../../gen/cloudfoundry/ccbridge/tps/v1/tps.js';
 import { defineCommand, stopAll, type Stoppable } from '../../lib/daemon.js';
 import { checkListenAddress, splitHostPort, string } from '../../lib/flags.js';
+import { EXAMPLE_BUILDPACKS, packageBuildpack, packageBuildpackLifecycle } from '../../lifecycles/package.mjs';
 import { startFileServer, startUploader } from '../../services/fileserver/index.js';
 import { openOutbox } from '../../services/tps/watcher/outbox.js';
 import { buildBulker, buildNsyncListener, buildStager, buildTps, buildWatcher } from '../wiring/services.js';
@@ -81,8 +82,13 @@ export default defineCommand({
       const bbs = bbsClientFrom(flags, bbsUrl, log);
       started.push({ stop: async () => bbs.close() });
 
+      // The lifecycle bundle and the example buildpacks, packed fresh from this checkout at
+      // every start, are what the file server serves.
+      const staticDirectory = dir('lifecycles');
+      packageBuildpackLifecycle(join(staticDirectory, 'buildpack_app_lifecycle'));
+      for (const name of EXAMPLE_BUILDPACKS) packageBuildpack(name, join(staticDirectory, 'buildpacks'));
       const fileServerAt = splitHostPort(flags.fileServerListenAddress);
-      const fileServer = await startFileServer({ staticDirectory: dir('lifecycles'), host: fileServerAt.host, port: fileServerAt.port, logger: log });
+      const fileServer = await startFileServer({ staticDirectory, host: fileServerAt.host, port: fileServerAt.port, logger: log });
       started.push({ stop: () => fileServer.close() });
       lines.push(`  file server   ${fileServer.url}/v1/static/`);
       const uploaderAt = splitHostPort(flags.uploaderListenAddress);
