@@ -299,8 +299,11 @@ async function listDirectory(exchange: Exchange, directory: string, modified: Da
     return;
   }
   const entries = await readdir(directory, { withFileTypes: true });
-  const names = entries.map((entry) => (entry.isDirectory() ? `${entry.name}/` : entry.name)).sort(compareBytes);
-  const lines = names.map((name) => `<a href="${escapeHtml(escapeLink(name))}">${escapeHtml(name)}</a>\n`);
+  // Sorted by name before directories get their slash, as Go sorts them.
+  const names = entries.sort((a, b) => compareBytes(a.name, b.name)).map((entry) => (entry.isDirectory() ? `${entry.name}/` : entry.name));
+  // The link is URL-escaped only, as Go writes it: path escaping leaves nothing but `&` that
+  // HTML would read differently, and an `&` in an attribute is read literally.
+  const lines = names.map((name) => `<a href="${escapeLink(name)}">${escapeHtml(name)}</a>\n`);
   const body = `<pre>\n${lines.join('')}</pre>\n`;
   const headers: Record<string, string | number> = { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(body) };
   const lastModified = lastModifiedHeader(modified);

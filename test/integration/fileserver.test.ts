@@ -66,6 +66,9 @@ before(() => {
   mkdirSync(join(staticDir, 'dir'));
   mkdirSync(join(staticDir, 'dir', 'sub'));
   writeFileSync(join(staticDir, 'dir', 'b.txt'), 'b');
+  // Go sorts names before adding the directory slash: `b` comes before `b-c` although `/` > `-`.
+  mkdirSync(join(staticDir, 'dir', 'b'));
+  writeFileSync(join(staticDir, 'dir', 'b-c'), 'b-c');
   writeFileSync(join(staticDir, 'dir', 'a <odd> & "name".txt'), 'odd');
   writeFileSync(join(staticDir, 'dir', 'colon:file'), 'colon');
   writeFileSync(join(staticDir, 'dir', 'q?mark#hash'), 'q');
@@ -255,7 +258,9 @@ describe('file server', () => {
     assert.equal(
       answer.text,
       '<pre>\n' +
-        '<a href="a%20%3Codd%3E%20&amp;%20%22name%22.txt">a &lt;odd&gt; &amp; &#34;name&#34;.txt</a>\n' +
+        '<a href="a%20%3Codd%3E%20&%20%22name%22.txt">a &lt;odd&gt; &amp; &#34;name&#34;.txt</a>\n' +
+        '<a href="b/">b/</a>\n' +
+        '<a href="b-c">b-c</a>\n' +
         '<a href="b.txt">b.txt</a>\n' +
         '<a href="./colon:file">colon:file</a>\n' +
         '<a href="q%3Fmark%23hash">q?mark#hash</a>\n' +
