@@ -622,6 +622,28 @@ describe('ccbridge uploader command', () => {
   });
 });
 
+test('the CC double serves packages and caches a test put there, and fails them on request', async () => {
+  const cc = await startCcDouble({ username: 'u', password: 'p' });
+  try {
+    const auth = { Authorization: `Basic ${Buffer.from('u:p').toString('base64')}` };
+    cc.packages.set('app-1', Buffer.from('package bits'));
+    cc.buildpackCacheBlobs.set('app-1', Buffer.from('cache bits'));
+    const pkg = await fetch(`${cc.url}/staging/packages/app-1`, { headers: auth });
+    assert.equal(pkg.status, 200);
+    assert.equal(await pkg.text(), 'package bits');
+    const cache = await fetch(`${cc.url}/staging/buildpack_cache/app-1/download`, { headers: auth });
+    assert.equal(await cache.text(), 'cache bits');
+    assert.equal((await fetch(`${cc.url}/staging/packages/app-2`, { headers: auth })).status, 404);
+    assert.equal((await fetch(`${cc.url}/staging/packages/app-1`)).status, 401);
+    cc.statusFor.set('package-download', 503);
+    cc.statusFor.set('buildpack-cache-download', 500);
+    assert.equal((await fetch(`${cc.url}/staging/packages/app-1`, { headers: auth })).status, 503);
+    assert.equal((await fetch(`${cc.url}/staging/buildpack_cache/app-1/download`, { headers: auth })).status, 500);
+  } finally {
+    await cc.stop();
+  }
+});
+
 test('the multipart framing matches what Go writes around one form file', () => {
   const framing = multipartFraming('droplet.tgz', 'b0undary');
   assert.equal(framing.contentType, 'multipart/form-data; boundary=b0undary');
