@@ -35,3 +35,4 @@ const bbs = createBbsClient({ url: diego.url, logger: log });
 const tps = buildTps({ bbs, logCache: createLogCacheClient({ url: diego.url }), logger: log, config: { maxInFlightRequests: 10_000, maxBulkGuids: 10_000 } });
 const gateway = await startGateway({ logger: log, services: [{ definition: TpsServiceDefinition, dispatcher: inProcessDispatcher(TpsServiceDefinition, tps as never, log) }] });
 process.stdout.write(`${JSON.stringify({ url: gateway.url, guids: diego.bbs.desiredLrps({}).map((l) => l.processGuid) })}\n`);
+process.on('SIGINT', () => process.exit(0));
