@@ -20,7 +20,7 @@ import {
 } from '../../gen/diego/bbs/v1/actual_lrp_requests.js';
 import { CellPresence } from '../../gen/diego/bbs/v1/cells.js';
 import { ActualLRP as ActualLRPFns } from '../../gen/diego/bbs/v1/actual_lrp.js';
-import { DesiredLRP, DesiredLRPSchedulingInfo, type DesiredLRPUpdate } from '../../gen/diego/bbs/v1/desired_lrp.js';
+import { DesiredLRP, type DesiredLRPSchedulingInfo, type DesiredLRPUpdate } from '../../gen/diego/bbs/v1/desired_lrp.js';
 import {
   DesiredLRPByProcessGuidRequest,
   DesiredLRPLifecycleResponse,
@@ -55,6 +55,7 @@ import {
   type ResubscribingEventStream,
 } from './events.js';
 import { createListDecoder, TruncatedMessageError, type MessageDecoder } from './list-decoder.js';
+import { schedulingInfoDecoder } from './scheduling-info-decoder.js';
 import { LRP_INSTANCE_EVENT_TYPES, TASK_EVENT_TYPES, type LrpInstanceEvent, type TaskEvent } from './sse.js';
 
 /** PEM text, a path to a PEM file, or the bytes. */
@@ -516,7 +517,7 @@ export function createBbsClient(options: BbsClientOptions): BbsClient {
 
     desiredLrpSchedulingInfos(filter = {}, callOptions) {
       const body = encode(DesiredLRPsRequest, { domain: filter.domain ?? '', processGuids: [...(filter.processGuids ?? [])], appGuids: [] });
-      return list(BBS_ROUTES.desiredLrpSchedulingInfos, body, DesiredLRPSchedulingInfo, callOptions);
+      return list(BBS_ROUTES.desiredLrpSchedulingInfos, body, schedulingInfoDecoder, callOptions);
     },
 
     actualLrps(filter = {}, callOptions) {

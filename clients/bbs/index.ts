@@ -56,6 +56,7 @@ export {
   type ResubscribingEventStream,
 } from './events.js';
 export { createListDecoder, TopLevelFieldReader, TruncatedMessageError, type DecodedList, type MessageDecoder } from './list-decoder.js';
+export { schedulingInfoDecoder, SchedulingInfoDecodeError } from './scheduling-info-decoder.js';
 export {
   ChunkedDecoder,
   decodeBbsEvent,

@@ -19,6 +19,8 @@ import {
   LRP_INSTANCE_EVENT_TYPES,
   openEventStream,
   resubscribing,
+  schedulingInfoDecoder,
+  SchedulingInfoDecodeError,
   SseParser,
   StreamFormatError,
   TASK_EVENT_TYPES,
@@ -284,6 +286,82 @@ describe('createListDecoder', () => {
     const decoder = createListDecoder(DesiredLRPSchedulingInfo);
     decoder.push(encoded.subarray(0, encoded.length - 3));
     assert.throws(() => decoder.finish(), TruncatedMessageError);
+  });
+});
+
+// ---- scheduling info decoder --------------------------------------------------------------------------
+
+describe('schedulingInfoDecoder', () => {
+  const full = DesiredLRPSchedulingInfo.fromPartial({
+    desiredLrpKey: { processGuid: '3c5e-é-unicode', domain: 'cf-apps', logGuid: 'log' },
+    annotation: '1700000000.123456',
+    instances: -3,
+    desiredLrpResource: { memoryMb: 1024, diskMb: -1, rootFs: 'preloaded:cflinuxfs4', maxPids: 2_000_000_000 },
+    routes: {
+      routes: {
+        'cf-router': Buffer.from(JSON.stringify([{ hostnames: ['a.example.com'], port: 8080 }])),
+        'tcp-router': Buffer.from('[]'),
+        'internal-router': Buffer.from('[]'),
+        'diego-ssh': Buffer.from(JSON.stringify({ container_port: 2222, private_key: 'k'.repeat(1700) })),
+        empty: Buffer.alloc(0),
+      },
+    },
+    modificationTag: { epoch: 'epoch-guid', index: 4_294_967_295 },
+    volumePlacement: { driverNames: ['nfs', 'smb'] },
+    placementTags: ['isolation-a', 'isolation-b'],
+  });
+  const cases: Array<{ name: string; bytes: Buffer }> = [
+    { name: 'every field set', bytes: Buffer.from(DesiredLRPSchedulingInfo.encode(full).finish()) },
+    { name: 'nothing set', bytes: Buffer.alloc(0) },
+    { name: 'empty sub-messages', bytes: Buffer.from(DesiredLRPSchedulingInfo.encode({ ...full, desiredLrpKey: { processGuid: '', domain: '', logGuid: '' }, routes: { routes: {} }, volumePlacement: { driverNames: [] } }).finish()) },
+    {
+      name: 'unknown fields of every wire type, at the top and inside sub-messages',
+      bytes: Buffer.concat([
+        Buffer.from([0x48, 0x96, 0x01, 0x51, 1, 2, 3, 4, 5, 6, 7, 8, 0x5d, 1, 2, 3, 4, 0x62, 0x02, 0x41, 0x42, 0x6b, 0x08, 0x01, 0x6c]),
+        Buffer.from(DesiredLRPSchedulingInfo.encode(full).finish()),
+        // desired_lrp_key with an unknown field 9 (varint) before its process guid
+        Buffer.from([0x0a, 0x07, 0x48, 0x01, 0x0a, 0x03, 0x61, 0x62, 0x63]),
+        // a routes map entry with an unknown field and the value before the key
+        Buffer.from([0x2a, 0x0c, 0x0a, 0x0a, 0x18, 0x05, 0x12, 0x01, 0x5b, 0x0a, 0x03, 0x6b, 0x65, 0x79]),
+      ]),
+    },
+    {
+      name: 'a field that repeats (last one wins, repeated ones append)',
+      bytes: Buffer.concat([Buffer.from(DesiredLRPSchedulingInfo.encode(full).finish()), Buffer.from(DesiredLRPSchedulingInfo.encode({ ...full, annotation: 'second', placementTags: ['third'] }).finish())]),
+    },
+  ];
+  for (const { name, bytes: input } of cases) {
+    test(`decodes ${name} as the generated decoder does`, () => {
+      assert.deepEqual(schedulingInfoDecoder.decode(input), DesiredLRPSchedulingInfo.decode(input));
+      const padded = Buffer.concat([Buffer.from('prefix'), input, Buffer.from('suffix')]);
+      assert.deepEqual(schedulingInfoDecoder.decodeRange(padded, 6, 6 + input.length), DesiredLRPSchedulingInfo.decode(input), 'in place');
+    });
+  }
+
+  test('route values are views of the received bytes, short ones shared', () => {
+    const input = Buffer.from(DesiredLRPSchedulingInfo.encode(full).finish());
+    const a = schedulingInfoDecoder.decode(input).routes!.routes;
+    const b = schedulingInfoDecoder.decode(Buffer.from(input)).routes!.routes;
+    assert.equal(a['diego-ssh']!.buffer, input.buffer, 'a view, not a copy');
+    assert.equal(a['tcp-router'], b['internal-router'], 'one shared `[]`');
+    assert.equal(a['tcp-router']!.toString(), '[]');
+  });
+
+  test('malformed bytes are refused', () => {
+    const input = Buffer.from(DesiredLRPSchedulingInfo.encode(full).finish());
+    assert.throws(() => schedulingInfoDecoder.decode(input.subarray(0, input.length - 5)), SchedulingInfoDecodeError);
+    assert.throws(() => schedulingInfoDecoder.decode(Buffer.from([0x0a, 0x7f, 0x00])), SchedulingInfoDecodeError);
+    assert.throws(() => schedulingInfoDecoder.decode(Buffer.from([0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])), SchedulingInfoDecodeError);
+  });
+
+  test('as the list decoder of a whole answer fed in odd splits', () => {
+    const infos = [full, DesiredLRPSchedulingInfo.fromPartial({ annotation: 'two' }), full];
+    const answer = Buffer.from(DesiredLRPSchedulingInfosResponse.encode({ desiredLrpSchedulingInfos: infos }).finish());
+    for (const { sizes } of SPLITS) {
+      const decoder = createListDecoder(schedulingInfoDecoder);
+      feedSplit((piece) => (decoder.push(Buffer.from(piece)), []), answer, sizes);
+      assert.deepEqual(decoder.finish().items, DesiredLRPSchedulingInfosResponse.decode(answer).desiredLrpSchedulingInfos);
+    }
   });
 });
 
