@@ -26,6 +26,8 @@ export interface GatewayOptions {
   callTimeoutMs?: number;
   /** Request headers passed on to the services as gRPC metadata (besides the request id). */
   forwardedHeaders?: readonly string[];
+  /** Served as Prometheus text on GET /metrics when given. */
+  metrics?: { metrics(): Promise<string>; contentType: string };
 }
 
 export const GATEWAY_DEFAULTS = {
@@ -76,6 +78,20 @@ export function createGatewayHandler(options: GatewayOptions): GatewayHandler {
         'request-served',
       );
     });
+
+    if (options.metrics && pathname === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const registry = options.metrics;
+      return void registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'Content-Type': registry.contentType, 'Content-Length': Buffer.byteLength(text) });
+          res.end(req.method === 'HEAD' ? undefined : text);
+        },
+        (error: unknown) => {
+          log.error({ err: error }, 'failed-collecting-metrics');
+          writeEmpty(res, 500);
+        },
+      );
+    }
 
     const match = table.match(req.method ?? 'GET', pathname);
     if (!match) return void writePlain(res, 404, '404 page not found\n');

@@ -11,6 +11,7 @@ import { StagerServiceDefinition } from '../../gen/cloudfoundry/ccbridge/stager/
 import { TpsServiceDefinition } from '../../gen/cloudfoundry/ccbridge/tps/v1/tps.js';
 import { defineCommand, stopAll, type Stoppable } from '../../lib/daemon.js';
 import { checkListenAddress, splitHostPort, string } from '../../lib/flags.js';
+import { createMetricsRegistry } from '../../lib/metrics.js';
 import { EXAMPLE_BUILDPACKS, packageBuildpack, packageBuildpackLifecycle } from '../../lifecycles/package.mjs';
 import { startFileServer, startUploader } from '../../services/fileserver/index.js';
 import { openOutbox } from '../../services/tps/watcher/outbox.js';
@@ -54,6 +55,7 @@ export default defineCommand({
   async start(flags, log) {
     const started: Stoppable[] = [];
     const lines: string[] = [];
+    const metrics = createMetricsRegistry();
     const dir = (name: string) => {
       const path = join(flags.dataDir, name);
       mkdirSync(path, { recursive: true });
@@ -115,14 +117,15 @@ export default defineCommand({
         config: { maxInFlightRequests: flags.maxInFlightRequests, maxBulkGuids: flags.maxBulkGuids },
       });
       const services: ServedService[] = [
-        { definition: NsyncServiceDefinition, implementation: buildNsyncListener({ bbs, recipe: nsyncRecipe, logger: log }) },
+        { definition: NsyncServiceDefinition, implementation: buildNsyncListener({ bbs, recipe: nsyncRecipe, logger: log, metrics }) },
         { definition: TpsServiceDefinition, implementation: tps },
       ];
-      if (ccClient) services.unshift({ definition: StagerServiceDefinition, implementation: buildStager({ bbs, cc: ccClient, recipe: stagingRecipe, logger: log }) });
-      const served = await serveServices({ services, grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log });
+      if (ccClient) services.unshift({ definition: StagerServiceDefinition, implementation: buildStager({ bbs, cc: ccClient, recipe: stagingRecipe, logger: log, metrics }) });
+      const served = await serveServices({ services, grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log, metrics });
       started.push(served);
       lines.push(`  gateway       ${served.restUrl}   (CC routes${ccClient ? '' : '; staging needs -ccBaseURL'})`);
       lines.push(`  grpc          ${served.grpcAddress}`);
+      lines.push(`  metrics       ${served.restUrl}/metrics`);
 
       if (ccClient && bulkCc) {
         const lockTls = flags.locketCACert ? { caFile: flags.locketCACert, certFile: flags.locketClientCert, keyFile: flags.locketClientKey } : undefined;
@@ -131,6 +134,7 @@ export default defineCommand({
           cc: bulkCc,
           recipe: nsyncRecipe,
           logger: log,
+          metrics,
           config: { pollingIntervalMs: flags.pollingInterval, batchSize: flags.bulkBatchSize, domainTtlSeconds: Math.round(flags.domainTTL / 1000), concurrency: flags.bulkerConcurrency },
         });
         started.push(runWhileLocked({ key: 'nsync_bulker_lock', locketAddress, tls: lockTls, ttlMs: flags.lockTTL, retryIntervalMs: flags.lockRetryInterval, work: bulker, logger: log }));
@@ -141,6 +145,7 @@ export default defineCommand({
           cc: ccClient,
           outbox,
           logger: log,
+          metrics,
           config: { mode: flags.ccReportMode as 'legacy' | 'v4', retryBaseMs: flags.reportRetryInterval, retryMaxMs: flags.reportRetryMaxInterval },
         });
         started.push(runWhileLocked({ key: 'tps_watcher_lock', locketAddress, tls: lockTls, ttlMs: flags.lockTTL, retryIntervalMs: flags.lockRetryInterval, work: watcher, logger: log }));

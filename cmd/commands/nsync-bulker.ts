@@ -1,9 +1,11 @@
 // `ccbridge nsync-bulker`: keeps CC's desired apps and Diego's cf-apps domain in sync, while
 // holding the bulker lock (active/passive).
 import { defineCommand } from '../../lib/daemon.js';
+import { createMetricsRegistry } from '../../lib/metrics.js';
+import { serveMetrics } from './serve.js';
 import { duration, int } from '../../lib/flags.js';
 import { buildBulker } from '../wiring/services.js';
-import { bbsClientFrom, bbsFlags, ccClientFrom, ccFlags, lifecycleFlags, lockFlags } from './flags.js';
+import { bbsClientFrom, bbsFlags, ccClientFrom, ccFlags, lifecycleFlags, lockFlags, metricsFlags } from './flags.js';
 import { commonFlags } from './common.js';
 import { runWhileLocked } from './locked.js';
 import { nsyncRecipeFlags, nsyncRecipeFrom } from './recipes.js';
@@ -17,16 +19,19 @@ export const bulkerFlags = {
 
 export default defineCommand({
   summary: 'the nsync bulker: syncs CC\'s desired apps into Diego (active/passive behind a Locket lock)',
-  flags: { ...commonFlags, ...bbsFlags, ...ccFlags, ...lockFlags, ...lifecycleFlags, ...nsyncRecipeFlags, ...bulkerFlags },
+  flags: { ...commonFlags, ...metricsFlags, ...bbsFlags, ...ccFlags, ...lockFlags, ...lifecycleFlags, ...nsyncRecipeFlags, ...bulkerFlags },
   async start(flags, log) {
     for (const name of ['bbsAddress', 'ccBaseURL', 'locketAddress'] as const) if (!flags[name]) throw new Error(`-${name} is required`);
     const bbs = bbsClientFrom(flags, flags.bbsAddress, log);
     const cc = ccClientFrom(flags, flags.ccBaseURL, flags.communicationTimeout);
+    const metrics = createMetricsRegistry();
+    const served = flags.metricsListenAddress ? await serveMetrics(flags.metricsListenAddress, metrics, log) : undefined;
     const bulker = buildBulker({
       bbs,
       cc,
       recipe: nsyncRecipeFrom(flags),
       logger: log,
+      metrics,
       config: {
         pollingIntervalMs: flags.pollingInterval,
         batchSize: flags.bulkBatchSize,
@@ -46,6 +51,7 @@ export default defineCommand({
     return {
       async stop() {
         await locked.stop();
+        await served?.stop();
         bbs.close();
         cc.close();
       },

@@ -1,6 +1,7 @@
 // `ccbridge nsync-listener`: CC's desire/stop/kill-index routes to Diego desired LRPs.
 import { NsyncServiceDefinition } from '../../gen/cloudfoundry/ccbridge/nsync/v1/nsync.js';
 import { defineCommand } from '../../lib/daemon.js';
+import { createMetricsRegistry } from '../../lib/metrics.js';
 import { buildNsyncListener } from '../wiring/services.js';
 import { commonFlags } from './common.js';
 import { bbsClientFrom, bbsFlags, grpcListenFlag, lifecycleFlags, restListenFlag } from './flags.js';
@@ -13,8 +14,9 @@ export default defineCommand({
   async start(flags, log) {
     if (!flags.bbsAddress) throw new Error('-bbsAddress is required');
     const bbs = bbsClientFrom(flags, flags.bbsAddress, log);
-    const listener = buildNsyncListener({ bbs, recipe: nsyncRecipeFrom(flags), logger: log });
-    const served = await serveServices({ services: [{ definition: NsyncServiceDefinition, implementation: listener }], grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log });
+    const metrics = createMetricsRegistry();
+    const listener = buildNsyncListener({ bbs, recipe: nsyncRecipeFrom(flags), logger: log, metrics });
+    const served = await serveServices({ services: [{ definition: NsyncServiceDefinition, implementation: listener }], grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log, metrics });
     process.stdout.write(`nsync    rest ${served.restUrl}   grpc ${served.grpcAddress}\n`);
     return {
       async stop() {

@@ -8,6 +8,7 @@ import type { Stoppable } from '../../lib/daemon.js';
 import { splitHostPort } from '../../lib/flags.js';
 import { startGrpcServer } from '../../lib/grpc.js';
 import type { Logger } from '../../lib/log.js';
+import type { Registry } from '../../lib/metrics.js';
 
 export interface ServedService {
   definition: TsProtoServiceDefinition;
@@ -19,6 +20,8 @@ export async function serveServices(options: {
   grpcListenAddress: string;
   listenAddress: string;
   logger: Logger;
+  /** Served on the REST listener as GET /metrics. */
+  metrics?: Registry;
 }): Promise<Stoppable & { grpcAddress: string; restUrl: string }> {
   const log = options.logger;
   const grpcAt = splitHostPort(options.grpcListenAddress);
@@ -33,7 +36,7 @@ export async function serveServices(options: {
     dispatcher: inProcessDispatcher(s.definition, s.implementation as Record<string, unknown>, log),
   }));
   const restAt = splitHostPort(options.listenAddress);
-  const rest = await startGateway({ services: bindings, logger: log, host: restAt.host, port: restAt.port });
+  const rest = await startGateway({ services: bindings, logger: log, host: restAt.host, port: restAt.port, metrics: options.metrics });
   return {
     grpcAddress: grpc.address,
     restUrl: rest.url,
@@ -42,4 +45,25 @@ export async function serveServices(options: {
       await grpc.close();
     },
   };
+}
+
+/** GET /metrics on its own listener, for daemons without a REST listener (bulker, watcher). */
+export async function serveMetrics(address: string, registry: Registry, log: Logger): Promise<Stoppable & { url: string }> {
+  const { createServer } = await import('node:http');
+  const { host, port } = splitHostPort(address);
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end('404 page not found\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, host, () => resolve()));
+  const bound = server.address() as { port: number };
+  const url = `http://${host}:${bound.port}`;
+  log.info({ url }, 'metrics-listening');
+  return { url, stop: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }

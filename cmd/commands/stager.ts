@@ -3,6 +3,7 @@
 import { defineCommand } from '../../lib/daemon.js';
 import { StagerServiceDefinition } from '../../gen/cloudfoundry/ccbridge/stager/v1/stager.js';
 import { splitHostPort } from '../../lib/flags.js';
+import { createMetricsRegistry } from '../../lib/metrics.js';
 import { buildStager } from '../wiring/services.js';
 import { commonFlags } from './common.js';
 import { bbsClientFrom, bbsFlags, ccClientFrom, ccFlags, grpcListenFlag, lifecycleFlags, restListenFlag } from './flags.js';
@@ -18,8 +19,9 @@ export default defineCommand({
     const cc = ccClientFrom(flags, flags.ccBaseURL, Math.min(flags.communicationTimeout, 5_000));
     const { host, port } = splitHostPort(flags.listenAddress);
     const callbackUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
-    const stager = buildStager({ bbs, cc, recipe: stagingRecipeFrom(flags, callbackUrl), logger: log });
-    const served = await serveServices({ services: [{ definition: StagerServiceDefinition, implementation: stager }], grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log });
+    const metrics = createMetricsRegistry();
+    const stager = buildStager({ bbs, cc, recipe: stagingRecipeFrom(flags, callbackUrl), logger: log, metrics });
+    const served = await serveServices({ services: [{ definition: StagerServiceDefinition, implementation: stager }], grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log, metrics });
     process.stdout.write(`stager   rest ${served.restUrl}   grpc ${served.grpcAddress}\n`);
     log.info('Listening for staging requests!');
     return {

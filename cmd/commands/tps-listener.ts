@@ -3,6 +3,7 @@ import { createLogCacheClient } from '../../clients/logcache/client.js';
 import { TpsServiceDefinition } from '../../gen/cloudfoundry/ccbridge/tps/v1/tps.js';
 import { defineCommand } from '../../lib/daemon.js';
 import { int, string } from '../../lib/flags.js';
+import { createMetricsRegistry } from '../../lib/metrics.js';
 import { buildTps } from '../wiring/services.js';
 import { commonFlags } from './common.js';
 import { bbsClientFrom, bbsFlags, grpcListenFlag, restListenFlag } from './flags.js';
@@ -26,7 +27,7 @@ export default defineCommand({
       logger: log,
       config: { maxInFlightRequests: flags.maxInFlightRequests, maxBulkGuids: flags.maxBulkGuids },
     });
-    const served = await serveServices({ services: [{ definition: TpsServiceDefinition, implementation: tps }], grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log });
+    const served = await serveServices({ services: [{ definition: TpsServiceDefinition, implementation: tps }], grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log, metrics: createMetricsRegistry() });
     process.stdout.write(`tps      rest ${served.restUrl}   grpc ${served.grpcAddress}\n`);
     return {
       async stop() {

@@ -2,11 +2,13 @@
 // readiness) to CC with at-least-once delivery, while holding the watcher lock.
 import { join } from 'node:path';
 import { defineCommand } from '../../lib/daemon.js';
+import { createMetricsRegistry } from '../../lib/metrics.js';
+import { serveMetrics } from './serve.js';
 import { duration, string } from '../../lib/flags.js';
 import { openOutbox } from '../../services/tps/watcher/outbox.js';
 import { buildWatcher } from '../wiring/services.js';
 import { commonFlags } from './common.js';
-import { bbsClientFrom, bbsFlags, ccClientFrom, ccFlags, lockFlags } from './flags.js';
+import { bbsClientFrom, bbsFlags, ccClientFrom, ccFlags, lockFlags, metricsFlags } from './flags.js';
 import { runWhileLocked } from './locked.js';
 
 export const watcherFlags = {
@@ -20,17 +22,20 @@ export const watcherFlags = {
 
 export default defineCommand({
   summary: 'the TPS watcher: instance events to CC, at least once (active/passive behind a Locket lock)',
-  flags: { ...commonFlags, ...bbsFlags, ...ccFlags, ...lockFlags, ...watcherFlags },
+  flags: { ...commonFlags, ...metricsFlags, ...bbsFlags, ...ccFlags, ...lockFlags, ...watcherFlags },
   async start(flags, log) {
     for (const name of ['bbsAddress', 'ccBaseURL', 'locketAddress'] as const) if (!flags[name]) throw new Error(`-${name} is required`);
     const bbs = bbsClientFrom(flags, flags.bbsAddress, log);
     const cc = ccClientFrom(flags, flags.ccBaseURL, flags.ccReportTimeout);
     const outbox = openOutbox(join(flags.dataDir, 'tps-watcher'));
+    const metrics = createMetricsRegistry();
+    const served = flags.metricsListenAddress ? await serveMetrics(flags.metricsListenAddress, metrics, log) : undefined;
     const watcher = buildWatcher({
       bbs,
       cc,
       outbox,
       logger: log,
+      metrics,
       config: { mode: flags.ccReportMode as 'legacy' | 'v4', retryBaseMs: flags.reportRetryInterval, retryMaxMs: flags.reportRetryMaxInterval },
     });
     const locked = runWhileLocked({
@@ -45,6 +50,7 @@ export default defineCommand({
     return {
       async stop() {
         await locked.stop();
+        await served?.stop();
         outbox.close();
         bbs.close();
         cc.close();

@@ -175,8 +175,14 @@ describe('stager', () => {
     });
   }
 
-  test('staging metrics are counted', async () => {
-    const text = await bridge.metrics.metrics();
+  test('staging metrics are counted and served on GET /metrics', async () => {
+    const { startGateway } = await import('../../gateway/server.js');
+    const served = await startGateway({ services: [], logger: bridge.log, metrics: bridge.metrics });
+    const response = await fetch(`${served.url}/metrics`);
+    await served.close(50);
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type') ?? '', /text\/plain/);
+    const text = await response.text();
     assert.match(text, /ccbridge_staging_requests_received_total\{lifecycle="buildpack"\} \d+/);
     assert.match(text, /ccbridge_staging_requests_completed_total\{outcome="failed"\} \d+/);
   });
