@@ -1,6 +1,7 @@
 // Recipe configuration from flags, shared by every daemon that builds tasks or LRPs.
 import { bool, int, string } from '../../lib/flags.js';
-import { checkRecipeConfig, generateSshKeyPair, type RecipeConfig } from '../../services/nsync/recipe/index.js';
+import { checkRecipeConfig, type RecipeConfig } from '../../services/nsync/recipe/index.js';
+import { createSshKeyPool, type SshKeyPool } from '../../services/nsync/ssh-key-pool.js';
 import { DEFAULT_STAGING_TIMEOUT_MS, type StagingRecipeConfig } from '../../services/stager/recipe/index.js';
 import { lifecyclesFrom } from './flags.js';
 
@@ -19,13 +20,16 @@ export const stagerRecipeFlags = {
   maxStagingTimeout: int('upper bound of any staging timeout, in seconds', 3600),
 };
 
+/** One pool per process, made by the first daemon that builds LRPs: SSH key pairs ahead, off the event loop. */
+let sshKeys: SshKeyPool | undefined;
+
 export function nsyncRecipeFrom(flags: { lifecycle: string[]; fileServerURL: string; privilegedContainers: boolean; defaultHealthCheckTimeout: number }): RecipeConfig {
   const config: RecipeConfig = {
     lifecycles: Object.fromEntries(lifecyclesFrom(flags.lifecycle)),
     fileServerUrl: flags.fileServerURL,
     privilegedContainers: flags.privilegedContainers,
     defaultHealthCheckTimeoutSeconds: flags.defaultHealthCheckTimeout,
-    generateSshKeyPair,
+    generateSshKeyPair: (sshKeys ??= createSshKeyPool()).take,
   };
   checkRecipeConfig(config);
   return config;
