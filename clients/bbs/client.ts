@@ -11,7 +11,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { ActualLRP, ActualLRPKey } from '../../gen/diego/bbs/v1/actual_lrp.js';
+import { ActualLRP, type ActualLRPKey } from '../../gen/diego/bbs/v1/actual_lrp.js';
 import {
   ActualLRPLifecycleResponse,
   ActualLRPsByProcessGuidsRequest,
@@ -19,7 +19,6 @@ import {
   RetireActualLRPRequest,
 } from '../../gen/diego/bbs/v1/actual_lrp_requests.js';
 import { CellPresence } from '../../gen/diego/bbs/v1/cells.js';
-import { ActualLRP as ActualLRPFns } from '../../gen/diego/bbs/v1/actual_lrp.js';
 import { DesiredLRP, type DesiredLRPSchedulingInfo, type DesiredLRPUpdate } from '../../gen/diego/bbs/v1/desired_lrp.js';
 import {
   DesiredLRPByProcessGuidRequest,
@@ -527,12 +526,12 @@ export function createBbsClient(options: BbsClientOptions): BbsClient {
         processGuid: filter.processGuid ?? '',
         ...(filter.index === undefined ? {} : { index: filter.index }),
       });
-      return list(BBS_ROUTES.actualLrps, body, ActualLRPFns, callOptions);
+      return list(BBS_ROUTES.actualLrps, body, ActualLRP, callOptions);
     },
 
     actualLrpsByProcessGuids(processGuids, callOptions) {
       const body = encode(ActualLRPsByProcessGuidsRequest, { processGuids: [...processGuids] });
-      return list(BBS_ROUTES.actualLrpsByProcessGuids, body, ActualLRPFns, callOptions);
+      return list(BBS_ROUTES.actualLrpsByProcessGuids, body, ActualLRP, callOptions);
     },
 
     async retireActualLrp(key, callOptions) {

@@ -267,7 +267,7 @@ export async function openEventStream<E extends BbsEvent>(options: OpenEventStre
   const close = () => {
     if (closed) return;
     closed = true;
-    options.signal?.removeEventListener('abort', onAbort);
+    options.signal?.removeEventListener('abort', close);
     socket.destroy();
     reader.interrupt();
     log.debug('bbs-event-stream-closed');
@@ -431,6 +431,7 @@ export function resubscribing<E>(open: (signal: AbortSignal) => Promise<BbsEvent
   const close = () => {
     if (closed) return;
     closed = true;
+    options.signal?.removeEventListener('abort', close);
     lifetime.abort();
     current?.close();
     current = undefined;
@@ -450,6 +451,7 @@ export function resubscribing<E>(open: (signal: AbortSignal) => Promise<BbsEvent
       if (failures >= maxFailures) {
         const giveUp = new BbsUnavailableError('stream-closed', `gave up subscribing after ${failures} consecutive failures: ${(error as Error).message}`, { cause: error });
         settleSubscribed?.reject(giveUp);
+        close();
         throw giveUp;
       }
       return false;
@@ -513,6 +515,7 @@ export function resubscribing<E>(open: (signal: AbortSignal) => Promise<BbsEvent
             failures++;
             log.warn({ err: error, failures }, 'bbs-event-stream-dropped');
             if (failures >= maxFailures) {
+              close();
               throw new BbsUnavailableError('stream-closed', `gave up after ${failures} consecutive drops: ${(error as Error).message}`, { cause: error });
             }
           }

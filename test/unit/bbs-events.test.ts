@@ -665,6 +665,8 @@ describe('resubscribing', () => {
     await assert.rejects(stream.next(), (error: unknown) => error instanceof BbsUnavailableError && /4 consecutive/.test(error.message));
     await assert.rejects(stream.subscribed, BbsUnavailableError);
     assert.equal(calls, 4);
+    assert.equal(stream.closed, true, 'a stream that gave up is finished');
+    assert.deepEqual(await stream.next(), { done: true, value: undefined });
   });
 
   test('close() during a backoff wait ends the stream at once', async () => {
