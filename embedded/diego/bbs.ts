@@ -20,6 +20,7 @@ import {
   type DesiredLRPUpdate,
 } from '../../gen/diego/bbs/v1/desired_lrp.js';
 import {
+  ActualLRPCrashedEvent,
   ActualLRPInstanceChangedEvent,
   ActualLRPInstanceCreatedEvent,
   ActualLRPInstanceRemovedEvent,
@@ -153,6 +154,56 @@ export interface Bbs {
   retireActualLrp(key: ActualLRPKey, traceId?: string): void;
 
   cellPresences(): CellPresence[];
+
+  /**
+   * Runs several reads and writes as one SQLite transaction (the cell-side state rules,
+   * evacuation, convergence); the events and port calls it queues go out after it commits.
+   */
+  transaction<T>(work: (tx: BbsTransaction) => T): T;
+}
+
+/** Writes an event for, unless told not to: some changes announce themselves differently. */
+export interface EmitOption {
+  emit?: boolean;
+}
+
+/**
+ * The store inside one transaction. Writes emit the matching instance or task event by default;
+ * ports (auctions, stops, completions) are called once the transaction has committed.
+ */
+export interface BbsTransaction {
+  nowNs(): string;
+  newGuid(): string;
+
+  actualLrp(processGuid: string, index: number, presence?: ActualLRP_Presence): ActualLRP | undefined;
+  /** Every record (ordinary, evacuating) of one index. */
+  actualLrpsAt(processGuid: string, index: number): ActualLRP[];
+  /** ResourceExists when that key and presence exist. */
+  insertActualLrp(lrp: ActualLRP, traceId: string, options?: EmitOption): void;
+  replaceActualLrp(before: ActualLRP, after: ActualLRP, traceId: string, options?: EmitOption): void;
+  deleteActualLrp(lrp: ActualLRP, traceId: string, options?: EmitOption): void;
+  emitActualLrpCreated(lrp: ActualLRP, traceId: string): void;
+  emitActualLrpChanged(before: ActualLRP, after: ActualLRP, traceId: string): void;
+  emitActualLrpRemoved(lrp: ActualLRP, traceId: string): void;
+  emitActualLrpCrashed(before: ActualLRP, after: ActualLRP): void;
+  /** Creates the UNCLAIMED record of an index unless one exists. */
+  createUnclaimedActualLrp(key: ActualLRPKey, traceId: string): ActualLRP | undefined;
+  /** Stops one ordinary instance for good: removed when no cell holds it, else its cell is told. */
+  retireActualLrp(lrp: ActualLRP, traceId: string): void;
+
+  desiredLrp(processGuid: string): DesiredLRP | undefined;
+
+  task(taskGuid: string): Task | undefined;
+  replaceTask(before: Task, after: Task): void;
+  deleteTask(task: Task): void;
+
+  requestLrpAuctions(schedulingInfo: DesiredLRPSchedulingInfo, indices: number[]): void;
+  requestTaskAuction(task: Task): void;
+  stopLrpInstance(key: ActualLRPKey, instanceKey: ActualLRPInstanceKey): void;
+  cancelTaskOnCell(cellId: string, taskGuid: string): void;
+  taskCompleted(task: Task): void;
+  /** Anything else to do once the transaction has committed. */
+  afterCommit(action: () => void): void;
 }
 
 type Outbox = Array<() => void>;
@@ -237,6 +288,21 @@ export function createBbs(options: BbsOptions): Bbs {
         'actual_lrp_instance_removed',
         () => ActualLRPInstanceRemovedEvent.encode({ actualLrp, traceId }).finish(),
         cellOf(actualLrp),
+      ),
+    // The BBS's NewActualLRPCrashedEvent: the key after, the instance key that crashed (before).
+    crashed: (before: ActualLRP, after: ActualLRP) =>
+      publish(
+        lrpEvents,
+        'actual_lrp_crashed',
+        () =>
+          ActualLRPCrashedEvent.encode({
+            actualLrpKey: after.actualLrpKey,
+            actualLrpInstanceKey: before.actualLrpInstanceKey,
+            crashCount: after.crashCount,
+            crashReason: after.crashReason,
+            since: after.since,
+          }).finish(),
+        cellOf(before),
       ),
   };
 
@@ -543,7 +609,72 @@ export function createBbs(options: BbsOptions): Bbs {
     },
 
     cellPresences: () => cells.list(),
+
+    transaction(work) {
+      return transact((outbox) => work(transactionOver(outbox)));
+    },
   };
+
+  function transactionOver(outbox: Outbox): BbsTransaction {
+    const later = (name: string, call: () => void) => outbox.push(() => callPort(name, call));
+    return {
+      nowNs,
+      newGuid,
+      actualLrp: (processGuid, index, presence = ActualLRP_Presence.PRESENCE_ORDINARY) =>
+        actualLrps.find(processGuid, index, presence),
+      actualLrpsAt: (processGuid, index) => actualLrps.list({ processGuid, index }),
+      insertActualLrp(lrp, traceId, options = {}) {
+        if (lrp.actualLrpKey === undefined || !actualLrps.insert(lrp)) throw resourceExists();
+        if (options.emit !== false) outbox.push(() => emitActual.created(lrp, traceId));
+      },
+      replaceActualLrp(before, after, traceId, options = {}) {
+        actualLrps.replace(after);
+        if (options.emit !== false) outbox.push(() => emitActual.changed(before, after, traceId));
+      },
+      deleteActualLrp(lrp, traceId, options = {}) {
+        const key = lrp.actualLrpKey!;
+        if (!actualLrps.remove(key.processGuid, key.index, lrp.presence)) throw resourceNotFound();
+        if (options.emit !== false) outbox.push(() => emitActual.removed(lrp, traceId));
+      },
+      emitActualLrpCreated: (lrp, traceId) => void outbox.push(() => emitActual.created(lrp, traceId)),
+      emitActualLrpChanged: (before, after, traceId) => void outbox.push(() => emitActual.changed(before, after, traceId)),
+      emitActualLrpRemoved: (lrp, traceId) => void outbox.push(() => emitActual.removed(lrp, traceId)),
+      emitActualLrpCrashed: (before, after) => void outbox.push(() => emitActual.crashed(before, after)),
+      createUnclaimedActualLrp: (key, traceId) => createUnclaimedIn(outbox, key, traceId),
+      retireActualLrp: (lrp, traceId) => stopInstanceIn(outbox, lrp, traceId),
+      desiredLrp: (processGuid) => desiredLrps.find(processGuid),
+      task: (taskGuid) => tasks.find(taskGuid),
+      replaceTask(before, after) {
+        tasks.replace(after);
+        outbox.push(() => emitTask.changed(before, after));
+      },
+      deleteTask(task) {
+        if (!tasks.remove(task.taskGuid)) throw resourceNotFound();
+        outbox.push(() => emitTask.removed(task));
+      },
+      requestLrpAuctions(schedulingInfo, indices) {
+        const auction = ports.requestLrpAuctions;
+        if (auction !== undefined && indices.length > 0) later('request-lrp-auctions', () => auction(schedulingInfo, indices));
+      },
+      requestTaskAuction(task) {
+        const auction = ports.requestTaskAuction;
+        if (auction !== undefined) later('request-task-auction', () => auction(task));
+      },
+      stopLrpInstance(key, instanceKey) {
+        const stop = ports.stopLrpInstance;
+        if (stop !== undefined) later('stop-lrp-instance', () => stop(key, instanceKey));
+      },
+      cancelTaskOnCell(cellId, taskGuid) {
+        const cancel = ports.cancelTaskOnCell;
+        if (cancel !== undefined) later('cancel-task-on-cell', () => cancel(cellId, taskGuid));
+      },
+      taskCompleted(task) {
+        const completed = ports.taskCompleted;
+        if (completed !== undefined) later('task-completed', () => completed(task));
+      },
+      afterCommit: (action) => void outbox.push(action),
+    };
+  }
 }
 
 /** The part of an ActualLRP that changes, as actual_lrp_instance_changed carries it. */

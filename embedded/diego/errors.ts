@@ -33,8 +33,27 @@ export const invalidRequest = (message: string): DiegoError => new DiegoError(Er
 export const unknownError = (): DiegoError =>
   new DiegoError(Error_Type.TYPE_UNKNOWN_ERROR, 'the request failed for an unknown reason');
 
+export const actualLrpCannotBeClaimed = (): DiegoError =>
+  new DiegoError(Error_Type.TYPE_ACTUAL_LRP_CANNOT_BE_CLAIMED, 'cannot claim actual LRP');
+
+export const actualLrpCannotBeStarted = (): DiegoError =>
+  new DiegoError(Error_Type.TYPE_ACTUAL_LRP_CANNOT_BE_STARTED, 'cannot start actual LRP');
+
+export const actualLrpCannotBeCrashed = (): DiegoError =>
+  new DiegoError(Error_Type.TYPE_ACTUAL_LRP_CANNOT_BE_CRASHED, 'cannot crash actual LRP');
+
+export const actualLrpCannotBeFailed = (): DiegoError =>
+  new DiegoError(Error_Type.TYPE_ACTUAL_LRP_CANNOT_BE_FAILED, 'cannot fail actual LRP');
+
 export const actualLrpCannotBeRemoved = (): DiegoError =>
   new DiegoError(Error_Type.TYPE_ACTUAL_LRP_CANNOT_BE_REMOVED, 'cannot remove actual LRP');
+
+export const actualLrpCannotBeUnclaimed = (): DiegoError =>
+  new DiegoError(Error_Type.TYPE_ACTUAL_LRP_CANNOT_BE_UNCLAIMED, 'cannot unclaim actual LRP');
+
+/** A cell completing a task another cell runs (models.NewRunningOnDifferentCellError). */
+export const runningOnDifferentCell = (expectedCellId: string, actualCellId: string): DiegoError =>
+  new DiegoError(Error_Type.TYPE_RUNNING_ON_DIFFERENT_CELL, `Running on cell ${actualCellId} not ${expectedCellId}`);
 
 /** Task state names as the BBS prints them in transition errors. */
 const TASK_STATE_NAMES = ['Invalid', 'Pending', 'Running', 'Completed', 'Resolving'];

@@ -50,15 +50,15 @@ export interface EventStreamRoute {
 
 export type Route = UnaryRoute | EventStreamRoute;
 
-interface Decoder<T> {
+export interface Decoder<T> {
   decode(input: Uint8Array): T;
 }
 
 /** A success whose response message has only its (unset) error: zero bytes on the wire. */
-const NO_ERROR = new Uint8Array(0);
+export const NO_ERROR = new Uint8Array(0);
 
 /** Decode, validate, handle; a DiegoError from the handler becomes the in-band error. */
-function unary<T>(
+export function unary<T>(
   decoder: Decoder<T>,
   validate: ((request: T) => string | undefined) | undefined,
   handle: (request: T, context: RouteContext) => Uint8Array,

@@ -3,7 +3,12 @@
 // the order (including the BBS's own repeats, such as rootfs reported twice when empty) is kept.
 // Pure functions: they return the message, or undefined when the request is valid.
 import type { Action } from '../../gen/diego/bbs/v1/actions.js';
-import type { RetireActualLRPRequest } from '../../gen/diego/bbs/v1/actual_lrp_requests.js';
+import type { ActualLRPInstanceKey, ActualLRPKey, ActualLRPNetInfo } from '../../gen/diego/bbs/v1/actual_lrp.js';
+import type {
+  ClaimActualLRPRequest,
+  RemoveActualLRPRequest,
+  RetireActualLRPRequest,
+} from '../../gen/diego/bbs/v1/actual_lrp_requests.js';
 import type { CheckDefinition } from '../../gen/diego/bbs/v1/check_definition.js';
 import {
   ImageLayer_DigestAlgorithm,
@@ -27,7 +32,15 @@ import type {
 import type { UpsertDomainRequest } from '../../gen/diego/bbs/v1/domain.js';
 import type { SecurityGroupRule } from '../../gen/diego/bbs/v1/security_group.js';
 import type { TaskDefinition } from '../../gen/diego/bbs/v1/task.js';
-import type { DesireTaskRequest, TaskByGuidRequest, TaskGuidRequest } from '../../gen/diego/bbs/v1/task_requests.js';
+import type {
+  CompleteTaskRequest,
+  DesireTaskRequest,
+  FailTaskRequest,
+  RejectTaskRequest,
+  StartTaskRequest,
+  TaskByGuidRequest,
+  TaskGuidRequest,
+} from '../../gen/diego/bbs/v1/task_requests.js';
 
 /** The BBS's limits (models/desired_lrp.go, models/task.go). */
 export const MAXIMUM_ANNOTATION_BYTES = 10 * 1024;
@@ -357,5 +370,84 @@ export function validateRetireActualLrpRequest(request: RetireActualLRPRequest):
   if (!key.processGuid) errors.push(invalid('process_guid'));
   if (key.index < 0) errors.push(invalid('index'));
   if (!key.domain) errors.push(invalid('domain'));
+  return message(errors);
+}
+
+// ---------------------------------------------------------------- cell-side requests
+// What a rep sends (models/actual_lrp_requests.go, evacuation requests, models/task_requests.go).
+
+interface CellLrpRequestFields {
+  actualLrpKey?: ActualLRPKey | undefined;
+  actualLrpInstanceKey?: ActualLRPInstanceKey | undefined;
+  actualLrpNetInfo?: ActualLRPNetInfo | undefined;
+  errorMessage?: string;
+}
+
+function actualLrpKeyErrors(key: ActualLRPKey | undefined): string[] {
+  if (key === undefined) return [invalid('actual_lrp_key')];
+  const errors: string[] = [];
+  if (!key.processGuid) errors.push(invalid('process_guid'));
+  if (key.index < 0) errors.push(invalid('index'));
+  if (!key.domain) errors.push(invalid('domain'));
+  return errors;
+}
+
+function instanceKeyErrors(key: ActualLRPInstanceKey | undefined): string[] {
+  if (key === undefined) return [invalid('actual_lrp_instance_key')];
+  const errors: string[] = [];
+  if (!key.cellId) errors.push(invalid('cell_id'));
+  if (!key.instanceGuid) errors.push(invalid('instance_guid'));
+  return errors;
+}
+
+function netInfoErrors(netInfo: ActualLRPNetInfo | undefined): string[] {
+  if (netInfo === undefined) return [invalid('actual_lrp_net_info')];
+  return netInfo.address ? [] : [invalid('address')];
+}
+
+/** Which parts of a cell's actual LRP request must be present and valid. */
+export function cellLrpRequestValidator(parts: { netInfo?: boolean; errorMessage?: boolean; instanceKey?: boolean }) {
+  return (request: CellLrpRequestFields): string | undefined => {
+    const errors = actualLrpKeyErrors(request.actualLrpKey);
+    if (parts.instanceKey !== false) errors.push(...instanceKeyErrors(request.actualLrpInstanceKey));
+    if (parts.netInfo) errors.push(...netInfoErrors(request.actualLrpNetInfo));
+    if (parts.errorMessage && !request.errorMessage) errors.push(invalid('error_message'));
+    return message(errors);
+  };
+}
+
+export function validateClaimActualLrpRequest(request: ClaimActualLRPRequest): string | undefined {
+  const errors: string[] = [];
+  if (!request.processGuid) errors.push(invalid('process_guid'));
+  errors.push(...instanceKeyErrors(request.actualLrpInstanceKey));
+  return message(errors);
+}
+
+export function validateRemoveActualLrpRequest(request: RemoveActualLRPRequest): string | undefined {
+  const errors: string[] = [];
+  if (!request.processGuid) errors.push(invalid('process_guid'));
+  if (request.index < 0) errors.push(invalid('index'));
+  return message(errors);
+}
+
+export function validateStartTaskRequest(request: StartTaskRequest | CompleteTaskRequest): string | undefined {
+  const errors: string[] = [];
+  if (!GUID_PATTERN.test(request.taskGuid)) errors.push(invalid('task_guid'));
+  if (!request.cellId) errors.push(invalid('cell_id'));
+  return message(errors);
+}
+
+export function validateFailTaskRequest(request: FailTaskRequest): string | undefined {
+  const errors: string[] = [];
+  if (!GUID_PATTERN.test(request.taskGuid)) errors.push(invalid('task_guid'));
+  if (!request.failureReason) errors.push(invalid('failure_reason'));
+  return message(errors);
+}
+
+/** The BBS names the missing rejection reason failure_reason. */
+export function validateRejectTaskRequest(request: RejectTaskRequest): string | undefined {
+  const errors: string[] = [];
+  if (!GUID_PATTERN.test(request.taskGuid)) errors.push(invalid('task_guid'));
+  if (!request.rejectionReason) errors.push(invalid('failure_reason'));
   return message(errors);
 }
