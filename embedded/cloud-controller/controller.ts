@@ -16,7 +16,6 @@ import type {
   AppCrashedRequestV4,
   AppReadinessChangedRequest,
   AppReschedulingRequest,
-  CCDesiredStateFingerprintResponse,
   DesireAppRequestFromCC,
   LRPInstance,
   StagingResponseForCC,
@@ -169,6 +168,8 @@ export interface ControllerOptions {
   appDefaults: AppDefaults;
   /** How long a report's event id is remembered to drop its duplicates. */
   eventIdRetentionMs: number;
+  /** How long app events are kept. */
+  eventRetentionMs: number;
   /** Largest blob accepted (app bits, droplet, build cache). */
   maxUploadBytes: number;
 }
@@ -181,6 +182,10 @@ const DROPLETS_KEPT = 2;
 const BULK_STATUS_BATCH = 50;
 /** Jobs are answered for a day after the upload. */
 const JOB_RETENTION_MS = 24 * 60 * 60 * 1000;
+/** Builds kept per app, newest first. */
+const BUILDS_KEPT = 50;
+/** Old events are forgotten at most this often. */
+const EVENT_PRUNE_INTERVAL_MS = 60 * 1000;
 
 export type Controller = ReturnType<typeof createController>;
 
@@ -229,8 +234,15 @@ export function createController(options: ControllerOptions) {
     });
   }
 
+  let eventsPrunedAt = Number.NEGATIVE_INFINITY;
   function recordEvent(app: Pick<AppRecord, 'guid' | 'name'>, type: string, actor: string, metadata: Record<string, unknown> = {}): void {
-    store.insertEvent({ guid: randomUUID(), appGuid: app.guid, appName: app.name, type, actor, metadata, timestampMs: clock.now() });
+    const now = clock.now();
+    // Events are kept for a while, as Cloud Controller keeps them (31 days by default).
+    if (now - eventsPrunedAt >= EVENT_PRUNE_INTERVAL_MS) {
+      store.pruneEvents(now - options.eventRetentionMs);
+      eventsPrunedAt = now;
+    }
+    store.insertEvent({ guid: randomUUID(), appGuid: app.guid, appName: app.name, type, actor, metadata, timestampMs: now });
   }
 
   const newVersion = (app: AppRecord) => {
@@ -318,6 +330,7 @@ export function createController(options: ControllerOptions) {
   async function cancelStaging(build: BuildRecord, requestId: string | undefined): Promise<void> {
     // Marked first, so a completion arriving meanwhile is ignored.
     store.updateBuild({ ...build, state: 'CANCELED', updatedAtMs: clock.now() });
+    blobstore.remove(blobstore.dropletPath(build.guid));
     const blog = log.child({ app_guid: build.appGuid, staging_guid: build.guid });
     blog.info('stopping-staging');
     try {
@@ -334,6 +347,8 @@ export function createController(options: ControllerOptions) {
       store.updateBuild(failed);
       recordEvent(app, 'audit.app.build.failed', actor, { build_guid: build.guid, error_id: errorId, error_message: message });
     });
+    // A droplet uploaded before the failure was reported is of no use.
+    blobstore.remove(blobstore.dropletPath(build.guid));
     log.info({ app_guid: app.guid, staging_guid: build.guid, error_id: errorId }, 'staging-failed');
     return failed;
   }
@@ -362,6 +377,7 @@ export function createController(options: ControllerOptions) {
     };
     store.transaction(() => {
       store.insertBuild(build);
+      store.pruneBuilds(guid, BUILDS_KEPT);
       recordEvent(app, 'audit.app.build.create', 'user', { build_guid: build.guid, package_guid: build.packageGuid, lifecycle: build.lifecycle });
     });
     const blog = log.child({ app_guid: guid, staging_guid: build.guid });
@@ -698,13 +714,15 @@ export function createController(options: ControllerOptions) {
         await stopDesired(guid, requestId, warnings);
         const packages = store.packagesOf(guid);
         const droplets = store.dropletsOf(guid);
+        const builds = store.buildsOf(guid, -1);
         store.transaction(() => {
           store.deleteAppData(guid);
           store.deleteApp(guid);
           recordEvent(app, 'audit.app.delete-request', 'user');
         });
         for (const pkg of packages) blobstore.remove(blobstore.packagePath(pkg.guid));
-        for (const droplet of droplets) blobstore.remove(blobstore.dropletPath(droplet.guid));
+        // Droplet files are named by build, whether or not the build completed.
+        for (const guidOfDroplet of new Set([...droplets.map((d) => d.guid), ...builds.map((b) => b.guid)])) blobstore.remove(blobstore.dropletPath(guidOfDroplet));
         blobstore.remove(blobstore.buildpackCachePath(guid));
         log.info({ app_guid: guid, app_name: app.name }, 'app-deleted');
         return { value: undefined, warnings };
@@ -879,17 +897,17 @@ export function createController(options: ControllerOptions) {
     },
 
     /** GET /internal/bulk/apps?format=fingerprint: one page after the token's id. */
-    fingerprints(batchSize: number, afterId: number): CCDesiredStateFingerprintResponse {
+    fingerprints(batchSize: number, afterId: number): { fingerprints: { processGuid: string; etag: string }[]; nextId: number } {
       const apps = store.runnableApps(afterId, batchSize);
-      const lastId = apps.length > 0 ? apps[apps.length - 1]!.id : afterId;
-      return { fingerprints: apps.map((app) => ({ processGuid: processGuidFor(app), etag: app.etag })), token: JSON.stringify({ id: lastId }) };
+      const nextId = apps.length > 0 ? apps[apps.length - 1]!.id : afterId;
+      return { fingerprints: apps.map((app) => ({ processGuid: processGuidFor(app), etag: app.etag })), nextId };
     },
 
     /** GET /internal/bulk/apps without format: the full apps of one page. */
-    desiredAppsPage(batchSize: number, afterId: number): { apps: DesireAppRequestFromCC[]; token: string } {
+    desiredAppsPage(batchSize: number, afterId: number): { apps: DesireAppRequestFromCC[]; nextId: number } {
       const apps = store.runnableApps(afterId, batchSize);
-      const lastId = apps.length > 0 ? apps[apps.length - 1]!.id : afterId;
-      return { apps: apps.map(desiredAppOf).filter((a): a is DesireAppRequestFromCC => a !== undefined), token: JSON.stringify({ id: lastId }) };
+      const nextId = apps.length > 0 ? apps[apps.length - 1]!.id : afterId;
+      return { apps: apps.map(desiredAppOf).filter((a): a is DesireAppRequestFromCC => a !== undefined), nextId };
     },
 
     /** POST /internal/bulk/apps: the desired apps of those process guids that are current. */

@@ -77,10 +77,14 @@ export function internalRoutes(controller: Controller): Route[] {
       handle({ res, query }) {
         const size = batchSize(query.get('batch_size'));
         const after = tokenId(query.get('token') ?? '{}');
+        // Written as Cloud Controller writes them: lists are [] when empty, never null.
         if (query.get('format') === 'fingerprint') {
-          sendText(res, 200, encodeLegacyJson(`${CC}.CCDesiredStateFingerprintResponse`, controller.fingerprints(size, after)), 'application/json');
+          const page = controller.fingerprints(size, after);
+          sendJson(res, 200, { fingerprints: page.fingerprints.map((f) => ({ process_guid: f.processGuid, etag: f.etag })), token: { id: page.nextId } });
         } else {
-          sendText(res, 200, encodeLegacyJson(`${CC}.CCDesiredStateServerResponse`, controller.desiredAppsPage(size, after)), 'application/json');
+          const page = controller.desiredAppsPage(size, after);
+          const apps = page.apps.map((app) => encodeLegacyJson(`${CC}.DesireAppRequestFromCC`, app)).join(',');
+          sendText(res, 200, `{"apps":[${apps}],"token":${JSON.stringify({ id: page.nextId })}}`, 'application/json');
         }
       },
     },

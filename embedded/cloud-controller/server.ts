@@ -55,6 +55,8 @@ export interface DevelopmentCloudControllerOptions {
   stack?: string;
   /** How long a report's X-Ccbridge-Event-Id is remembered to drop duplicates. */
   eventIdRetentionMs?: number;
+  /** How long app events are kept (Cloud Controller: 31 days). */
+  eventRetentionMs?: number;
   /** Largest blob accepted (app bits, droplet, build cache). */
   maxUploadBytes?: number;
   /** The bridge port, for tests that fake it in-process; default: HTTP to bridgeUrl. */
@@ -75,6 +77,7 @@ export const CC_DEFAULTS = {
   appDomain: 'localhost',
   bridgeTimeoutMs: 10_000,
   eventIdRetentionMs: 7 * 24 * 60 * 60 * 1000,
+  eventRetentionMs: 31 * 24 * 60 * 60 * 1000,
   maxUploadBytes: 2 * 1024 * 1024 * 1024,
 } as const;
 
@@ -119,6 +122,7 @@ export async function startDevelopmentCloudController(options: DevelopmentCloudC
       staging: { ...DEFAULT_STAGING_LIMITS, ...options.staging },
       appDefaults: { ...APP_DEFAULTS, ...options.appDefaults },
       eventIdRetentionMs: options.eventIdRetentionMs ?? CC_DEFAULTS.eventIdRetentionMs,
+      eventRetentionMs: options.eventRetentionMs ?? CC_DEFAULTS.eventRetentionMs,
       maxUploadBytes: options.maxUploadBytes ?? CC_DEFAULTS.maxUploadBytes,
     });
 

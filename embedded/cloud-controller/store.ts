@@ -102,6 +102,7 @@ const MIGRATIONS: readonly string[] = [
      timestamp_ms INTEGER NOT NULL
    );
    CREATE INDEX events_by_app ON events (app_guid, id);
+   CREATE INDEX events_by_time ON events (timestamp_ms);
    CREATE TABLE received_event_ids (
      id             TEXT    PRIMARY KEY,
      received_at_ms INTEGER NOT NULL
@@ -380,8 +381,10 @@ export interface CcStore {
   insertBuild(build: BuildRecord): void;
   updateBuild(build: BuildRecord): void;
   buildByGuid(guid: string): BuildRecord | undefined;
-  /** Newest first. */
+  /** Newest first; a negative limit is no limit. */
   buildsOf(appGuid: string, limit?: number): BuildRecord[];
+  /** Forgets all but the newest `keep` builds of the app. */
+  pruneBuilds(appGuid: string, keep: number): void;
   stagingBuildOf(appGuid: string): BuildRecord | undefined;
 
   insertDroplet(droplet: DropletRecord): void;
@@ -391,6 +394,8 @@ export interface CcStore {
   deleteDroplet(guid: string): void;
 
   insertEvent(event: Omit<EventRecord, 'id'>): void;
+  /** Forgets events older than the given time. */
+  pruneEvents(beforeMs: number): void;
   events(query: EventQuery): EventRecord[];
 
   /** Records a report's event id; false when it was seen already. Ids older than `forgetBeforeMs` are forgotten. */
@@ -440,6 +445,8 @@ export function createCcStore(db: CcDatabase): CcStore {
         droplet_md5 = @dropletMd5, updated_at_ms = @updatedAtMs WHERE guid = @guid`),
     buildByGuid: db.prepare(`SELECT ${BUILD_COLUMNS} FROM builds WHERE guid = ?`),
     buildsOf: db.prepare(`SELECT ${BUILD_COLUMNS} FROM builds WHERE app_guid = ? ORDER BY created_at_ms DESC, rowid DESC LIMIT ?`),
+    pruneBuilds: db.prepare(`DELETE FROM builds WHERE app_guid = ? AND guid NOT IN
+        (SELECT guid FROM builds WHERE app_guid = ? ORDER BY created_at_ms DESC, rowid DESC LIMIT ?)`),
     stagingBuildOf: db.prepare(`SELECT ${BUILD_COLUMNS} FROM builds WHERE app_guid = ? AND state = 'STAGING' ORDER BY created_at_ms DESC, rowid DESC LIMIT 1`),
 
     insertDroplet: db.prepare(`INSERT INTO droplets (guid, app_guid, build_guid, package_guid, lifecycle, execution_metadata, detected_start_command,
@@ -450,6 +457,7 @@ export function createCcStore(db: CcDatabase): CcStore {
     dropletsOf: db.prepare(`SELECT ${DROPLET_COLUMNS} FROM droplets WHERE app_guid = ? ORDER BY created_at_ms DESC, rowid DESC`),
     deleteDroplet: db.prepare('DELETE FROM droplets WHERE guid = ?'),
 
+    pruneEvents: db.prepare('DELETE FROM events WHERE timestamp_ms < ?'),
     insertEvent: db.prepare(`INSERT INTO events (guid, app_guid, app_name, type, actor, metadata, timestamp_ms)
       VALUES (@guid, @appGuid, @appName, @type, @actor, @metadata, @timestampMs)`),
 
@@ -507,6 +515,7 @@ export function createCcStore(db: CcDatabase): CcStore {
     updateBuild: (build) => void s.updateBuild.run(build),
     buildByGuid: (guid) => s.buildByGuid.get(guid) as BuildRecord | undefined,
     buildsOf: (appGuid, limit = 50) => s.buildsOf.all(appGuid, limit) as BuildRecord[],
+    pruneBuilds: (appGuid, keep) => void s.pruneBuilds.run(appGuid, appGuid, keep),
     stagingBuildOf: (appGuid) => s.stagingBuildOf.get(appGuid) as BuildRecord | undefined,
 
     insertDroplet: (droplet) =>
@@ -519,6 +528,7 @@ export function createCcStore(db: CcDatabase): CcStore {
     deleteDroplet: (guid) => void s.deleteDroplet.run(guid),
 
     insertEvent: (event) => void s.insertEvent.run({ ...event, metadata: JSON.stringify(event.metadata) }),
+    pruneEvents: (beforeMs) => void s.pruneEvents.run(beforeMs),
     events(query) {
       const where: string[] = [];
       const params: unknown[] = [];

@@ -13,10 +13,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { createBbsClient, type BbsClient } from '../../clients/bbs/index.js';
 import { CcStatusError, createCcClient, type CcClient } from '../../clients/cc/client.js';
+import { createLogCacheClient } from '../../clients/logcache/client.js';
+import { buildBulker, buildNsyncListener, buildStager, buildTps } from '../../cmd/wiring/services.js';
+import { startEmbeddedDiego, type EmbeddedDiego } from '../../embedded/diego/index.js';
+import { NsyncServiceDefinition } from '../../gen/cloudfoundry/ccbridge/nsync/v1/nsync.js';
+import { StagerServiceDefinition } from '../../gen/cloudfoundry/ccbridge/stager/v1/stager.js';
+import { TpsServiceDefinition } from '../../gen/cloudfoundry/ccbridge/tps/v1/tps.js';
+import { inProcessDispatcher } from '../../gateway/dispatch.js';
+import { startGateway, type RunningGateway } from '../../gateway/server.js';
+import type { RecipeConfig } from '../../services/nsync/recipe/index.js';
+import { DEFAULT_STAGING_TIMEOUT_MS, type StagingRecipeConfig } from '../../services/stager/recipe/index.js';
 import { startDevelopmentCloudController, type DevelopmentCloudController } from '../../embedded/cloud-controller/index.js';
 import { StagingErrorId, type StagingResponseForCC } from '../../gen/cloudfoundry/ccbridge/cc/v1/cc.js';
+import { parseFlags, FlagError } from '../../lib/flags.js';
 import { silentLogger } from '../../lib/log.js';
+import cloudControllerCommand from '../../cmd/commands/cloud-controller.js';
 import { multipartFraming, startUploader, type Uploader } from '../../services/fileserver/index.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -492,6 +505,21 @@ describe('development Cloud Controller', () => {
     }
   });
 
+  test('a named buildpack is staged alone without detection; a buildpack URL is a custom buildpack', async () => {
+    const cases = [
+      { name: 'static-site', buildpack: 'staticfile', want: { name: 'staticfile', key: 'staticfile', url: `${FILE_SERVER}/v1/static/buildpacks/staticfile_buildpack.tgz`, skip_detect: true } },
+      { name: 'custom-site', buildpack: 'https://example.com/buildpacks/my_buildpack.zip', want: { name: 'custom', key: 'https://example.com/buildpacks/my_buildpack.zip', url: 'https://example.com/buildpacks/my_buildpack.zip', skip_detect: true } },
+    ];
+    for (const c of cases) {
+      assert.equal((await api('POST', '/dev/v1/apps', { body: { name: c.name, buildpack: c.buildpack } })).status, 201);
+      await api('PUT', `/dev/v1/apps/${c.name}/bits`, { raw: appBits() });
+      const mark = bridge.calls.length;
+      await api('POST', `/dev/v1/apps/${c.name}/start`);
+      const [staging] = bridge.since(mark, 'PUT', /^\/v1\/staging\//);
+      assert.deepEqual(staging?.json.lifecycle_data.buildpacks, [c.want], c.name);
+    }
+  });
+
   test('a staging failure is kept on the build with its error id and message, and an event', async () => {
     await api('POST', '/dev/v1/apps', { body: { name: 'undetected' } });
     await api('PUT', '/dev/v1/apps/undetected/bits', { raw: appBits() });
@@ -766,5 +794,237 @@ describe('development Cloud Controller', () => {
     const parse = await api('POST', '/dev/v1/apps', { raw: Buffer.from('{nope'), headers: { 'Content-Type': 'application/json' } });
     assert.equal(parse.status, 400);
     assert.equal((await api('GET', '/no/such/route')).status, 404);
+  });
+});
+
+/** Every object in a JSON-like tree that has the given key. */
+function findAll(tree: unknown, key: string): Record<string, unknown>[] {
+  const found: Record<string, unknown>[] = [];
+  const walk = (node: unknown) => {
+    if (node === null || typeof node !== 'object') return;
+    if (Array.isArray(node)) return node.forEach(walk);
+    const record = node as Record<string, unknown>;
+    if (record[key] && typeof record[key] === 'object') found.push(record[key] as Record<string, unknown>);
+    Object.values(record).forEach(walk);
+  };
+  walk(tree);
+  return found;
+}
+
+describe('development Cloud Controller with the real bridge (gateway, stager, nsync, TPS, bulker, embedded Diego)', () => {
+  let dataDir: string;
+  let diego: EmbeddedDiego;
+  let bbs: BbsClient;
+  let gateway: RunningGateway;
+  let uploader: Uploader;
+  let cc: DevelopmentCloudController;
+  let stagerCc: CcClient;
+  let bulkerCc: CcClient;
+  let nsyncRecipe: RecipeConfig;
+
+  before(async () => {
+    const log = silentLogger();
+    dataDir = mkdtempSync(join(tmpdir(), 'ccbridge-dev-cc-e2e-'));
+    diego = await startEmbeddedDiego({ dataDir: join(dataDir, 'diego'), logger: log });
+    bbs = createBbsClient({ url: diego.url, logger: log, timeoutMs: 2_000 });
+    uploader = await startUploader({ logger: log, ccJobPollingIntervalMs: 10 });
+    // The gateway's URL is needed by the CC and by the staging recipe, so it starts first with
+    // late-bound services.
+    const services: Record<string, Record<string, unknown>> = {};
+    const lateBound = (name: string) => new Proxy({}, { get: (_t, key) => services[name]?.[key as string] });
+    gateway = await startGateway({
+      logger: log,
+      services: [
+        { definition: StagerServiceDefinition, dispatcher: inProcessDispatcher(StagerServiceDefinition, lateBound('stager'), log) },
+        { definition: NsyncServiceDefinition, dispatcher: inProcessDispatcher(NsyncServiceDefinition, lateBound('nsync'), log) },
+        { definition: TpsServiceDefinition, dispatcher: inProcessDispatcher(TpsServiceDefinition, lateBound('tps'), log) },
+      ],
+    });
+    cc = await startDevelopmentCloudController({
+      dataDir: join(dataDir, 'cc'),
+      logger: log,
+      username: USERNAME,
+      password: PASSWORD,
+      bridgeUrl: gateway.url,
+      fileServerUrl: FILE_SERVER,
+      bridgeTimeoutMs: 2_000,
+    });
+    stagerCc = createCcClient({ baseUrl: cc.url, username: USERNAME, password: PASSWORD, timeoutMs: 2_000 });
+    bulkerCc = createCcClient({ baseUrl: cc.url, username: USERNAME, password: PASSWORD, timeoutMs: 2_000 });
+    const lifecycle = 'buildpack_app_lifecycle/buildpack_app_lifecycle.tgz';
+    const stagingRecipe: StagingRecipeConfig = {
+      fileServerURL: FILE_SERVER,
+      ccUploaderURL: uploader.url,
+      stagingTaskCallbackURL: gateway.url,
+      lifecycles: new Map([
+        ['buildpack/cflinuxfs4', lifecycle],
+        ['docker', 'docker_app_lifecycle/docker_app_lifecycle.tgz'],
+      ]),
+      dockerStagingStack: 'cflinuxfs4',
+      dockerRegistryAddress: '',
+      insecureDockerRegistries: [],
+      skipCertVerify: false,
+      privileged: false,
+      defaultStagingTimeoutMs: DEFAULT_STAGING_TIMEOUT_MS,
+      maxStagingTimeoutMs: 60 * 60_000,
+    };
+    nsyncRecipe = {
+      lifecycles: { 'buildpack/cflinuxfs4': lifecycle, docker: 'docker_app_lifecycle/docker_app_lifecycle.tgz' },
+      fileServerUrl: FILE_SERVER,
+      privilegedContainers: false,
+      defaultHealthCheckTimeoutSeconds: 60,
+      generateSshKeyPair: () => ({ privateKeyPem: '-----BEGIN RSA PRIVATE KEY-----\nkey\n-----END RSA PRIVATE KEY-----\n', authorizedKey: 'ssh-rsa AAAA', fingerprint: 'aa:bb' }),
+    };
+    services.stager = buildStager({ bbs, cc: stagerCc, recipe: stagingRecipe, logger: log }) as unknown as Record<string, unknown>;
+    services.nsync = buildNsyncListener({ bbs, recipe: nsyncRecipe, logger: log }) as unknown as Record<string, unknown>;
+    services.tps = buildTps({ bbs, logCache: createLogCacheClient({ url: diego.url, timeoutMs: 1_000 }), logger: log, resubscribePauseMs: 20 }) as unknown as Record<string, unknown>;
+  });
+
+  after(async () => {
+    stagerCc.close();
+    bulkerCc.close();
+    await cc.close();
+    await uploader.close();
+    await gateway.close(100);
+    bbs.close();
+    await diego.close(100);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('push, stage, run, scale and stop an app: Diego holds what the CC wants, and the bulker finds nothing to change', async () => {
+    const api = (method: string, path: string, options?: Parameters<typeof call>[3]) => call(cc.url, method, path, options);
+    const created = await api('POST', '/dev/v1/apps', { body: { name: 'node-app', memory_mb: 128 } });
+    const guid: string = created.json.guid;
+    const bits = appBits();
+    await api('PUT', '/dev/v1/apps/node-app/bits', { raw: bits });
+    const started = await api('POST', '/dev/v1/apps/node-app/start');
+    assert.equal(started.status, 200, started.text);
+    const stagingGuid: string = started.json.build.guid;
+
+    // The stager made a staging task of it; its downloads and uploads use the CC's URLs.
+    const task = await bbs.taskByGuid(stagingGuid);
+    assert.equal(task.taskDefinition!.logGuid, guid);
+    const downloads = findAll(task.taskDefinition, 'downloadAction');
+    const bitsDownload = downloads.find((d) => String(d.from).includes('/staging/packages/'));
+    assert.ok(bitsDownload, 'the task downloads the app bits from the CC');
+    assert.ok((await download(String(bitsDownload!.from))).bytes.equals(bits));
+    const uploads = findAll(task.taskDefinition, 'uploadAction');
+    const dropletUpload = uploads.find((u) => String(u.to).includes('/v1/droplet/'));
+    assert.ok(dropletUpload, 'the task uploads the droplet through the uploader');
+
+    // What the cell would do: upload the droplet, then Diego calls the stager back.
+    const droplet = randomBytes(20_000);
+    const uploadUrl = new URL(String(dropletUpload!.to));
+    const uploaded = await postToUploader(uploader, uploadUrl.pathname + uploadUrl.search, droplet);
+    assert.equal(uploaded.status, 201, uploaded.text);
+    const callback = await send(`${gateway.url}/v1/staging/${stagingGuid}/completed`, 'POST', { 'Content-Type': 'application/json' }, Buffer.from(JSON.stringify({
+      task_guid: stagingGuid,
+      failed: false,
+      failure_reason: '',
+      result: JSON.stringify({ buildpack_key: 'nodejs', detected_buildpack: 'nodejs', execution_metadata: '{"start_command":"node server.js"}', detected_start_command: { web: 'node server.js' } }),
+      annotation: task.taskDefinition!.annotation,
+      created_at: 1_700_000_000_000_000_000,
+    })));
+    assert.equal(callback.status, 200, callback.text);
+
+    // The CC desired the app through nsync: Diego has the LRP, annotated with the CC's etag.
+    let app = (await api('GET', '/dev/v1/apps/node-app')).json;
+    const processGuid: string = app.process_guid;
+    assert.ok(processGuid?.startsWith(`${guid}-`));
+    let lrp;
+    for (let attempt = 0; attempt < 100 && !lrp; attempt++) {
+      lrp = await bbs.desiredLrpByProcessGuid(processGuid).catch(() => undefined);
+      if (!lrp) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(lrp, 'the desired LRP exists');
+    assert.equal(lrp.annotation, app.etag);
+    assert.equal(lrp.instances, 1);
+    assert.equal(lrp.memoryMb, 128);
+    assert.equal(lrp.logGuid, guid);
+    const routes = JSON.parse(lrp.routes!.routes['cf-router']!.toString('utf8'));
+    assert.deepEqual(routes, [{ hostnames: ['node-app.localhost'], port: 8080 }]);
+    const dropletDownload = findAll(lrp.setup, 'downloadAction').find((d) => String(d.from).includes('/staging/droplets/'));
+    assert.ok(dropletDownload, 'instances download the droplet from the CC');
+    assert.ok((await download(String(dropletDownload!.from))).bytes.equals(droplet));
+
+    // TPS answers the CC's instance questions.
+    app = (await api('GET', '/dev/v1/apps/node-app')).json;
+    assert.equal(app.instance_details.length, 1);
+    assert.ok(['STARTING', 'DOWN'].includes(app.instance_details[0].state), app.instance_details[0].state);
+    const listed = await api('GET', '/dev/v1/apps');
+    assert.deepEqual(listed.json.warnings, []);
+
+    // The bulker sees the same apps the CC runs: nothing to desire, update or remove.
+    const bulker = buildBulker({ bbs, cc: bulkerCc, recipe: nsyncRecipe, logger: silentLogger(), config: { batchSize: 2 } });
+    let summary = await bulker.syncOnce();
+    assert.deepEqual([summary.desired, summary.updated, summary.removed, summary.failed], [0, 0, 0, 0], summary.problems.join('; '));
+    assert.equal(summary.freshnessBumped, true);
+
+    // Scale: Diego follows, and the bulker still agrees.
+    await api('POST', '/dev/v1/apps/node-app/scale', { body: { instances: 2 } });
+    lrp = await bbs.desiredLrpByProcessGuid(processGuid);
+    assert.equal(lrp.instances, 2);
+    summary = await bulker.syncOnce();
+    assert.deepEqual([summary.desired, summary.updated, summary.removed], [0, 0, 0]);
+
+    // Stop: the LRP goes.
+    await api('POST', '/dev/v1/apps/node-app/stop');
+    await assert.rejects(bbs.desiredLrpByProcessGuid(processGuid));
+    summary = await bulker.syncOnce();
+    assert.deepEqual([summary.desired, summary.updated, summary.removed], [0, 0, 0]);
+  });
+});
+
+describe('ccbridge cloud-controller', () => {
+  test('flags are checked at start-up', () => {
+    const bad = [['-buildpack', 'bad name'], ['-buildpack', 'go=ftp://example.com/go.zip'], ['-appDomain', 'not a domain'], ['-bridgeURL', 'nope'], ['-ccListenAddress', 'nowhere']];
+    for (const argv of bad) assert.throws(() => parseFlags(cloudControllerCommand.flags, argv), FlagError, argv.join(' '));
+  });
+
+  test('starts the development CC with its buildpacks, under <dataDir>/cloud-controller, and stops', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'ccbridge-dev-cc-cmd-'));
+    const bridge = await new FakeBridge().start();
+    const { values } = parseFlags(cloudControllerCommand.flags, [
+      '-ccListenAddress=127.0.0.1:0',
+      `-dataDir=${dataDir}`,
+      '-ccUsername=u',
+      '-ccPassword=p',
+      `-bridgeURL=${bridge.url}`,
+      '-fileServerURL=http://127.0.0.1:18080',
+      '-appDomain=apps.internal',
+      '-buildpack=staticfile',
+      '-buildpack=go=https://example.com/go_buildpack.zip',
+    ]);
+    const printed: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => (printed.push(String(chunk)), true)) as typeof process.stdout.write;
+    let running;
+    try {
+      running = await cloudControllerCommand.start(values, silentLogger(), []);
+    } finally {
+      process.stdout.write = write;
+    }
+    try {
+      const url = /(http:\/\/127\.0\.0\.1:\d+)/.exec(printed.join(''))?.[1];
+      assert.ok(url, printed.join(''));
+      const described = await call(url!, 'GET', '/', { auth: null });
+      assert.deepEqual(described.json.buildpacks, ['staticfile', 'go']);
+      assert.equal(described.json.app_domain, 'apps.internal');
+      assert.ok(existsSync(join(dataDir, 'cloud-controller', 'cloud-controller.sqlite3')));
+      const auth = `Basic ${Buffer.from('u:p').toString('base64')}`;
+      const created = await call(url!, 'POST', '/dev/v1/apps', { auth, body: { name: 'web' } });
+      assert.deepEqual(created.json.routes, ['web.apps.internal']);
+      await call(url!, 'PUT', '/dev/v1/apps/web/bits', { auth, raw: appBits() });
+      await call(url!, 'POST', '/dev/v1/apps/web/start', { auth });
+      const staging = bridge.calls.find((c) => c.method === 'PUT' && c.path.startsWith('/v1/staging/'));
+      assert.deepEqual(staging?.json.lifecycle_data.buildpacks, [
+        { name: 'staticfile', key: 'staticfile', url: 'http://127.0.0.1:18080/v1/static/buildpacks/staticfile_buildpack.tgz', skip_detect: false },
+        { name: 'go', key: 'go', url: 'https://example.com/go_buildpack.zip', skip_detect: false },
+      ]);
+    } finally {
+      await running.stop();
+      await bridge.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
