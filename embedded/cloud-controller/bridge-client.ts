@@ -1,6 +1,6 @@
-// The development Cloud Controller's calls to the bridge (the gateway's CC routes), as Cloud
-// Controller makes them: staging (spec §3.2), desired apps (§4.2) and instance state (§6.2).
-// Bodies go through the legacy JSON codec; every call has a deadline.
+// The development Cloud Controller's calls to the bridge (it is a development stand-in, not Cloud
+// Controller), made as Cloud Controller makes them: staging (spec §3.2), desired apps (§4.2) and
+// instance state (§6.2). Bodies go through the legacy JSON codec; every call has a deadline.
 import type { DesireAppRequestFromCC, LRPInstance, StagingRequestFromCC } from '../../gen/cloudfoundry/ccbridge/cc/v1/cc.js';
 import { encodeLegacyJson, fromLegacyValue } from '../../lib/legacy-json.js';
 
