@@ -38,7 +38,10 @@ export interface QueuedReport extends PendingReport {
 export interface Outbox {
   /** Queues the reports not queued or delivered before; returns how many were new. */
   enqueue(reports: readonly PendingReport[], now: number): number;
-  /** The oldest report of each instance, if it is due, oldest first, at most `limit`. */
+  /**
+   * The oldest report of each instance, if it is due, longest-waiting first, at most `limit`
+   * (ordered by due time, so reports that just failed do not starve the ones behind them).
+   */
   due(now: number, limit: number): QueuedReport[];
   /** When the next queued report falls due (undefined when the outbox is empty). */
   nextDueAt(): number | undefined;
@@ -82,7 +85,7 @@ export function openOutbox(dataDir: string): Outbox {
     `SELECT r.* FROM reports r
        JOIN (SELECT instance_key, MIN(seq) AS seq FROM reports GROUP BY instance_key) head ON head.seq = r.seq
       WHERE r.next_attempt_at <= ?
-      ORDER BY r.seq
+      ORDER BY r.next_attempt_at, r.seq
       LIMIT ?`,
   );
   const nextDue = db.prepare<[], { at: number | null }>('SELECT MIN(next_attempt_at) AS at FROM reports');
