@@ -104,6 +104,9 @@ function forwardedHeaders(req: IncomingMessage, requestId: string, nowMs: number
   return headers;
 }
 
+/** Milliseconds since `started`, to the microsecond. */
+const elapsedMs = (started: number) => Math.round((performance.now() - started) * 1000) / 1000;
+
 class DialError extends Error {
   override name = 'DialError';
 }
@@ -161,8 +164,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   }
 
   /** The route's instances, or the refusal to answer with. */
-  function resolveRoute(req: IncomingMessage): { host: string; endpoints?: RouteEndpoint[]; refusal?: Refusal } {
-    const host = hostFromHeader(req.headers.host);
+  function resolveRoute(host: string): { host: string; endpoints?: RouteEndpoint[]; refusal?: Refusal } {
     if (host === '') return { host, refusal: refusals.emptyHost() };
     const endpoints = table.lookup(host);
     if (endpoints === undefined) return { host, refusal: refusals.unknownRoute(host) };
@@ -189,17 +191,24 @@ export function createProxy(options: ProxyOptions): Proxy {
     const startMs = now();
     const path = (req.url ?? '').split('?', 1)[0];
     const log = logger.child({ request_id: requestId });
+    const host = hostFromHeader(req.headers.host);
     let where: Record<string, unknown> = {};
     let attempts = 0;
     let clientGone = false;
+    /** The instance broke off its answer: the client's cut answer is the router's 502, not a client abort. */
+    let answerCut = false;
     req.on('error', () => undefined);
     res.on('close', () => {
-      if (!res.writableFinished) clientGone = true;
-      const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
-      log.info({ host: req.headers.host ?? '', method: req.method, path, status, attempts, ...where, duration_ms: Math.round((performance.now() - started) * 1000) / 1000 }, 'route-request');
+      if (!res.writableFinished && !answerCut) clientGone = true;
+      const status = res.writableFinished ? res.statusCode : answerCut ? 502 : CLIENT_CLOSED;
+      const routerError = res.getHeader('x-cf-routererror');
+      log.info(
+        { host, method: req.method, path, status, attempts, ...where, ...(routerError === undefined ? {} : { router_error: routerError }), duration_ms: elapsedMs(started) },
+        'route-request',
+      );
     });
 
-    const route = resolveRoute(req);
+    const route = resolveRoute(host);
     if (route.refusal !== undefined) {
       // The body is not wanted; reading it lets the connection be reused.
       req.resume();
@@ -263,13 +272,19 @@ export function createProxy(options: ProxyOptions): Proxy {
         socket.destroy();
         return;
       }
+      answer.on('close', () => {
+        if (!answer.complete && !clientGone) answerCut = true;
+      });
+      answer.on('error', () => {
+        if (!clientGone) answerCut = true;
+      });
       const headers = endToEnd(answer.rawHeaders, new Set());
       // The instance's Date is passed through; node:http must not add a second one.
       res.sendDate = answer.headers.date === undefined;
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
       // A failure on either side ends both: a cut answer must reach the client as a cut answer.
       pipeline(answer, res, (err) => {
-        if (err && !clientGone) log.warn({ ...where, err: err.message }, 'instance-response-failed');
+        if (err && answerCut) log.warn({ ...where, err: err.message }, 'instance-response-failed');
         socket.destroy();
       });
     });
@@ -313,10 +328,11 @@ export function createProxy(options: ProxyOptions): Proxy {
     let status = 0;
     let where: Record<string, unknown> = {};
     client.on('error', () => undefined);
+    const host = hostFromHeader(req.headers.host);
     const accessLog = (finalStatus: number) =>
-      log.info({ host: req.headers.host ?? '', method: req.method, path, status: finalStatus, upgrade: req.headers.upgrade ?? '', ...where, duration_ms: Math.round((performance.now() - started) * 1000) / 1000 }, 'route-request');
+      log.info({ host, method: req.method, path, status: finalStatus, upgrade: req.headers.upgrade ?? '', ...where, duration_ms: elapsedMs(started) }, 'route-request');
 
-    const route = resolveRoute(req);
+    const route = resolveRoute(host);
     if (route.refusal !== undefined) {
       writeRawRefusal(client, route.refusal);
       accessLog(route.refusal.status);

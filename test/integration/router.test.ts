@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { createBbsClient, type BbsClient, type BbsClientOptions } from '../../clients/bbs/index.js';
-import { startEmbeddedDiego, type EmbeddedDiego } from '../../embedded/diego/index.js';
+import { createCellClient, startEmbeddedDiego, type EmbeddedDiego } from '../../embedded/diego/index.js';
 import {
   createRouteTable,
   hostFromHeader,
@@ -63,7 +63,8 @@ const SSH_SECRET = 'ROUTER-TEST-SSH-HOST-KEY-MATERIAL';
 const CONTAINER_PORT = 8080;
 
 async function startDiego(dataDir = tempDir(), port = 0): Promise<EmbeddedDiego> {
-  const diego = await startEmbeddedDiego({ dataDir, port, logger });
+  // No convergence passes: no cell runs here, and the instance states are the tests' to set.
+  const diego = await startEmbeddedDiego({ dataDir, port, logger, background: false });
   cleanups.push(() => diego.close(0));
   return diego;
 }
@@ -104,32 +105,22 @@ function lrp(processGuid: string, hostnames: string[], instances: number): Desir
   });
 }
 
-interface RunOptions {
-  address?: string;
-  routable?: boolean;
-  state?: string;
-  instanceGuid?: string;
-}
+const CELL_ID = 'cell-router-test';
+const keyOf = (processGuid: string, index: number) => ({ processGuid, index, domain: 'cf-apps' });
+/** One instance guid per index, so a later report about the index is the same instance's. */
+const instanceKeyOf = (processGuid: string, index: number) => ({ instanceGuid: `${processGuid}-${index}`, cellId: CELL_ID });
+const netInfoOf = (hostPort: number, address = '127.0.0.1') => ({
+  address,
+  ports: [{ containerPort: CONTAINER_PORT, hostPort, containerTlsProxyPort: 0, hostTlsProxyPort: 0 }],
+  instanceAddress: '',
+  preferredAddress: ActualLRPNetInfo_PreferredAddress.PREFERRED_ADDRESS_HOST,
+  instanceIpv6Address: '',
+});
 
-/** Moves an instance to RUNNING (or another state) with net info pointing at hostPort, as a cell's start report does. */
-function runInstance(diego: EmbeddedDiego, processGuid: string, index: number, hostPort: number, options: RunOptions = {}): void {
-  diego.bbs.changeActualLrp(processGuid, index, ActualLRP_Presence.PRESENCE_ORDINARY, (current) => {
-    const next = {
-      ...current,
-      state: options.state ?? 'RUNNING',
-      actualLrpInstanceKey: { instanceGuid: options.instanceGuid ?? `${processGuid}-${index}-${hostPort}`, cellId: 'cell-1' },
-      actualLrpNetInfo: {
-        address: options.address ?? '127.0.0.1',
-        ports: [{ containerPort: CONTAINER_PORT, hostPort, containerTlsProxyPort: 0, hostTlsProxyPort: 0 }],
-        instanceAddress: '',
-        preferredAddress: ActualLRPNetInfo_PreferredAddress.PREFERRED_ADDRESS_HOST,
-        instanceIpv6Address: '',
-      },
-    };
-    if (options.routable === undefined) delete next.routable;
-    else next.routable = options.routable;
-    return next;
-  });
+/** Reports an instance RUNNING with net info pointing at hostPort, over the cell routes as a rep does. */
+async function runInstance(diego: EmbeddedDiego, processGuid: string, index: number, hostPort: number, options: { address?: string; routable?: boolean } = {}): Promise<void> {
+  const cell = createCellClient({ url: diego.url, timeoutMs: 5_000 });
+  await cell.start(keyOf(processGuid, index), instanceKeyOf(processGuid, index), netInfoOf(hostPort, options.address), options.routable === undefined ? {} : { routable: options.routable });
 }
 
 interface Backend {
@@ -305,7 +296,7 @@ describe('router against the embedded Diego', () => {
   test('requests by Host reach the running instances round robin, with the forwarding headers', async () => {
     const backends = await Promise.all(['rr-0', 'rr-1', 'rr-2'].map((name) => startBackend(name)));
     await bbs.desireLrp(lrp('app-rr', ['rr.example.com'], 3));
-    backends.forEach((backend, index) => runInstance(diego, 'app-rr', index, backend.port));
+    for (const [index, backend] of backends.entries()) await runInstance(diego, 'app-rr', index, backend.port);
     await waitFor('three rr endpoints', () => endpointsOf(router, 'rr.example.com')?.length === 3);
 
     const names: string[] = [];
@@ -326,12 +317,18 @@ describe('router against the embedded Diego', () => {
   test('only RUNNING instances that are not marked unroutable are routed', async () => {
     const [a, b, c] = await Promise.all(['gate-0', 'gate-1', 'gate-2'].map((name) => startBackend(name)));
     await bbs.desireLrp(lrp('app-gate', ['gate.example.com'], 3));
-    runInstance(diego, 'app-gate', 0, a!.port, { routable: false });
-    runInstance(diego, 'app-gate', 1, b!.port, { state: 'CLAIMED' });
-    runInstance(diego, 'app-gate', 2, c!.port);
+    await runInstance(diego, 'app-gate', 0, a!.port, { routable: false });
+    await createCellClient({ url: diego.url }).claim('app-gate', 1, instanceKeyOf('app-gate', 1));
+    // Records written before readiness existed carry no routable at all; cells always set it,
+    // so this one is written into the store directly.
+    diego.bbs.changeActualLrp('app-gate', 2, ActualLRP_Presence.PRESENCE_ORDINARY, (current) => {
+      const running = { ...current, state: 'RUNNING', actualLrpInstanceKey: instanceKeyOf('app-gate', 2), actualLrpNetInfo: netInfoOf(c!.port) };
+      delete running.routable;
+      return running;
+    });
     await waitFor('one gate endpoint', () => endpointsOf(router, 'gate.example.com')?.length === 1);
-    assert.deepEqual(endpointsOf(router, 'gate.example.com'), [c!.port]);
-    runInstance(diego, 'app-gate', 0, a!.port, { routable: true });
+    assert.deepEqual(endpointsOf(router, 'gate.example.com'), [c!.port], 'routable unset counts as routable; CLAIMED and routable=false do not');
+    await runInstance(diego, 'app-gate', 0, a!.port, { routable: true });
     await waitFor('gate-0 routable', () => endpointsOf(router, 'gate.example.com')?.length === 2);
     for (let i = 0; i < 4; i++) assert.notEqual(nameOf(await send(router, 'gate.example.com')), 'gate-1');
   });
@@ -339,11 +336,14 @@ describe('router against the embedded Diego', () => {
   test('an instance removed or crashed is no longer routed', async () => {
     const backends = await Promise.all(['gone-0', 'gone-1', 'gone-2'].map((name) => startBackend(name)));
     await bbs.desireLrp(lrp('app-gone', ['gone.example.com'], 3));
-    backends.forEach((backend, index) => runInstance(diego, 'app-gone', index, backend.port));
+    for (const [index, backend] of backends.entries()) await runInstance(diego, 'app-gone', index, backend.port);
     await waitFor('three gone endpoints', () => endpointsOf(router, 'gone.example.com')?.length === 3);
 
-    diego.bbs.changeActualLrp('app-gone', 1, ActualLRP_Presence.PRESENCE_ORDINARY, (current) => ({ ...current, state: 'CRASHED', crashCount: 1, crashReason: 'exited' }));
-    diego.bbs.removeActualLrp('app-gone', 2, ActualLRP_Presence.PRESENCE_ORDINARY);
+    const cell = createCellClient({ url: diego.url });
+    await cell.crash(keyOf('app-gone', 1), instanceKeyOf('app-gone', 1), 'APP/PROC/WEB: Exited with status 1');
+    await waitFor('crashed instance unrouted', () => endpointsOf(router, 'gone.example.com')?.length === 2);
+    assert.ok(logLines.some((l) => l.msg === 'route-event' && l.event === 'actual_lrp_crashed' && l.process_guid === 'app-gone'));
+    await cell.remove('app-gone', 2, instanceKeyOf('app-gone', 2));
     await waitFor('one gone endpoint', () => endpointsOf(router, 'gone.example.com')?.length === 1);
     for (let i = 0; i < 4; i++) assert.equal(nameOf(await send(router, 'gone.example.com')), 'gone-0');
   });
@@ -351,7 +351,7 @@ describe('router against the embedded Diego', () => {
   test('route changes are followed: the old hostname is gone, the new one serves', async () => {
     const backend = await startBackend('moved');
     await bbs.desireLrp(lrp('app-moved', ['old.example.com'], 1));
-    runInstance(diego, 'app-moved', 0, backend.port);
+    await runInstance(diego, 'app-moved', 0, backend.port);
     await waitFor('old route', () => endpointsOf(router, 'old.example.com')?.length === 1);
     assert.equal((await send(router, 'old.example.com')).status, 200);
 
@@ -384,13 +384,13 @@ describe('router against the embedded Diego', () => {
     const alive = await startBackend('alive');
     const dead = await deadPort();
     await bbs.desireLrp(lrp('app-flaky', ['flaky.example.com'], 2));
-    runInstance(diego, 'app-flaky', 0, dead);
-    runInstance(diego, 'app-flaky', 1, alive.port);
+    await runInstance(diego, 'app-flaky', 0, dead);
+    await runInstance(diego, 'app-flaky', 1, alive.port);
     await waitFor('two flaky endpoints', () => endpointsOf(router, 'flaky.example.com')?.length === 2);
     for (let i = 0; i < 4; i++) assert.equal(nameOf(await send(router, 'flaky.example.com')), 'alive', 'every turn ends at the live instance');
     assert.ok(logLines.some((l) => l.msg === 'instance-dial-failed' && l.port === dead));
 
-    runInstance(diego, 'app-flaky', 1, await deadPort());
+    await runInstance(diego, 'app-flaky', 1, await deadPort());
     await waitFor('both dead', () => !endpointsOf(router, 'flaky.example.com')?.includes(alive.port));
     const failed = await send(router, 'flaky.example.com');
     assert.equal(failed.status, 502);
@@ -402,7 +402,7 @@ describe('router against the embedded Diego', () => {
 
   test('addresses off the machine are never dialled: 502 and a log line', async () => {
     await bbs.desireLrp(lrp('app-remote', ['remote.example.com'], 1));
-    runInstance(diego, 'app-remote', 0, 8080, { address: '10.255.255.1' });
+    await runInstance(diego, 'app-remote', 0, 8080, { address: '10.255.255.1' });
     await waitFor('remote endpoint', () => endpointsOf(router, 'remote.example.com')?.length === 1);
     const answer = await send(router, 'remote.example.com');
     assert.equal(answer.status, 502);
@@ -414,7 +414,7 @@ describe('router against the embedded Diego', () => {
     const silent = await startBackend('silent', () => undefined);
     const quick = await routerOn(bbs, { responseTimeoutMs: 200 });
     await bbs.desireLrp(lrp('app-silent', ['silent.example.com'], 1));
-    runInstance(diego, 'app-silent', 0, silent.port);
+    await runInstance(diego, 'app-silent', 0, silent.port);
     await waitFor('silent endpoint', () => endpointsOf(quick, 'silent.example.com')?.length === 1);
     const answer = await send(quick, 'silent.example.com');
     assert.equal(answer.status, 504);
@@ -453,7 +453,7 @@ describe('router against the embedded Diego', () => {
       });
     });
     await bbs.desireLrp(lrp('app-stream', ['stream.example.com'], 1));
-    runInstance(diego, 'app-stream', 0, backend.port);
+    await runInstance(diego, 'app-stream', 0, backend.port);
     await waitFor('stream endpoint', () => endpointsOf(router, 'stream.example.com')?.length === 1);
 
     const req = httpRequest({ host: '127.0.0.1', port: router.port, method: 'POST', path: '/upload', headers: { Host: 'stream.example.com' }, agent: false });
@@ -493,7 +493,7 @@ describe('router against the embedded Diego', () => {
       res.on('close', () => clearInterval(timer));
     });
     await bbs.desireLrp(lrp('app-abort', ['abort.example.com'], 1));
-    runInstance(diego, 'app-abort', 0, backend.port);
+    await runInstance(diego, 'app-abort', 0, backend.port);
     await waitFor('abort endpoint', () => endpointsOf(router, 'abort.example.com')?.length === 1);
 
     const upload = httpRequest({ host: '127.0.0.1', port: router.port, method: 'POST', path: '/upload', headers: { Host: 'abort.example.com', 'Content-Length': '100000000' }, agent: false });
@@ -511,6 +511,21 @@ describe('router against the embedded Diego', () => {
     res.destroy();
     await waitFor('abort logged', () => logLines.some((l) => l.msg === 'route-request' && l.host === 'abort.example.com' && l.status === 499));
 
+    assert.equal((await send(router, 'nobody.example.com')).status, 404, 'still serving');
+  });
+
+  test('an instance that dies mid-answer: the client sees a cut answer, the log a 502', async () => {
+    const backend = await startBackend('cut', (_req, res) => {
+      res.writeHead(200, { 'Content-Length': '1000000' });
+      res.write(Buffer.alloc(1000));
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    await bbs.desireLrp(lrp('app-cut', ['cut.example.com'], 1));
+    await runInstance(diego, 'app-cut', 0, backend.port);
+    await waitFor('cut endpoint', () => endpointsOf(router, 'cut.example.com')?.length === 1);
+    await assert.rejects(send(router, 'cut.example.com'));
+    await waitFor('cut logged', () => logLines.some((l) => l.msg === 'route-request' && l.host === 'cut.example.com'));
+    assert.equal(logLines.find((l) => l.msg === 'route-request' && l.host === 'cut.example.com')!.status, 502);
     assert.equal((await send(router, 'nobody.example.com')).status, 404, 'still serving');
   });
 
@@ -537,7 +552,7 @@ describe('router against the embedded Diego', () => {
       socket.on('error', () => undefined);
     });
     await bbs.desireLrp(lrp('app-ws', ['ws.example.com'], 1));
-    runInstance(diego, 'app-ws', 0, backend.port);
+    await runInstance(diego, 'app-ws', 0, backend.port);
     await waitFor('ws endpoint', () => endpointsOf(router, 'ws.example.com')?.length === 1);
 
     const socket = connect({ host: '127.0.0.1', port: router.port });
@@ -580,7 +595,7 @@ describe('keeping the table current', () => {
     const [first, second] = await Promise.all([startBackend('before'), startBackend('after')]);
     await bbs.desireLrp(lrp('app-restart', ['restart.example.com'], 1));
     await bbs.desireLrp(lrp('app-dropped', ['dropped.example.com'], 0));
-    runInstance(diego, 'app-restart', 0, first.port);
+    await runInstance(diego, 'app-restart', 0, first.port);
     await waitFor('restart endpoint', () => endpointsOf(router, 'restart.example.com')?.[0] === first.port);
     await waitFor('dropped route', () => router.routes()['dropped.example.com'] !== undefined);
 
@@ -588,7 +603,7 @@ describe('keeping the table current', () => {
     diego = await startDiego(dataDir, port);
     // No subscriber yet: these changes reach the router only through a re-list.
     assert.equal(diego.bbs.lrpEvents.subscriberCount, 0);
-    runInstance(diego, 'app-restart', 0, second.port);
+    await runInstance(diego, 'app-restart', 0, second.port);
     diego.bbs.removeDesiredLrp('app-dropped');
     await bbs.desireLrp(lrp('app-new', ['new-after-restart.example.com'], 0));
 
@@ -599,7 +614,7 @@ describe('keeping the table current', () => {
     assert.ok(logLines.some((l) => l.msg === 'route-table-relisted' && l.reason === 'resubscribed'));
 
     // And the new stream is followed.
-    runInstance(diego, 'app-restart', 0, first.port);
+    await runInstance(diego, 'app-restart', 0, first.port);
     await waitFor('event after restart', () => endpointsOf(router, 'restart.example.com')?.[0] === first.port);
   });
 
@@ -635,7 +650,7 @@ describe('keeping the table current', () => {
     const router = await routerOn(deaf, { resyncIntervalMs: 150 });
     const backend = await startBackend('resynced');
     await bbs.desireLrp(lrp('app-resync', ['resync.example.com'], 1));
-    runInstance(diego, 'app-resync', 0, backend.port);
+    await runInstance(diego, 'app-resync', 0, backend.port);
     await waitFor('resynced endpoint', () => endpointsOf(router, 'resync.example.com')?.[0] === backend.port, 3_000);
     assert.equal(nameOf(await send(router, 'resync.example.com')), 'resynced');
     assert.ok(logLines.some((l) => l.msg === 'route-table-relisted' && l.reason === 'resync'));
@@ -651,7 +666,7 @@ describe('keeping the table current', () => {
     const diego = await startDiego(dataDir, port);
     const backend = await startBackend('late');
     await bbs.desireLrp(lrp('app-late', ['late.example.com'], 1));
-    runInstance(diego, 'app-late', 0, backend.port);
+    await runInstance(diego, 'app-late', 0, backend.port);
     await router.synced;
     await waitFor('late endpoint', () => endpointsOf(router, 'late.example.com')?.[0] === backend.port);
     assert.equal(nameOf(await send(router, 'late.example.com')), 'late');
