@@ -3,11 +3,13 @@
 import type { Command } from '../lib/daemon.js';
 import { runCommand } from '../lib/daemon.js';
 import allInOne from './commands/all-in-one.js';
+import cloudController from './commands/cloud-controller.js';
 import fileServer from './commands/file-server.js';
 import gateway from './commands/gateway.js';
 import locket from './commands/locket.js';
 import nsyncBulker from './commands/nsync-bulker.js';
 import nsyncListener from './commands/nsync-listener.js';
+import router from './commands/router.js';
 import stager from './commands/stager.js';
 import tpsListener from './commands/tps-listener.js';
 import tpsWatcher from './commands/tps-watcher.js';
@@ -21,6 +23,8 @@ const COMMANDS: Record<string, Command> = {
   'tps-listener': tpsListener as unknown as Command,
   'tps-watcher': tpsWatcher as unknown as Command,
   'file-server': fileServer as unknown as Command,
+  'cloud-controller': cloudController as unknown as Command,
+  router: router as unknown as Command,
   uploader: uploader as unknown as Command,
   locket: locket as unknown as Command,
 };

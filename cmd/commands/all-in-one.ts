@@ -7,8 +7,10 @@ import { createLogCacheClient } from '../../clients/logcache/client.js';
 import { startEmbeddedDiego } from '../../embedded/diego/index.js';
 import { startEmbeddedLocket } from '../../embedded/locket/index.js';
 import { NsyncServiceDefinition } from '../../gen/cloudfoundry/ccbridge/nsync/v1/nsync.js';
-import { StagerServiceDefinition } from '../../gen/cloudfoundry/ccbridge/stager/v1/stager.js';
+import { StagerServiceDefinition, type StagerServiceImplementation } from '../../gen/cloudfoundry/ccbridge/stager/v1/stager.js';
 import { TpsServiceDefinition } from '../../gen/cloudfoundry/ccbridge/tps/v1/tps.js';
+import { buildpackUrl, startDevelopmentCloudController } from '../../embedded/cloud-controller/index.js';
+import { startRouter } from '../../embedded/router/index.js';
 import { defineCommand, stopAll, type Stoppable } from '../../lib/daemon.js';
 import { checkListenAddress, splitHostPort, string } from '../../lib/flags.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
@@ -23,7 +25,9 @@ import { runWhileLocked } from './locked.js';
 import { locketFlags } from './locket.js';
 import { bulkerFlags } from './nsync-bulker.js';
 import { nsyncRecipeFlags, nsyncRecipeFrom, stagerRecipeFlags, stagingRecipeFrom } from './recipes.js';
-import { serveServices, type ServedService } from './serve.js';
+import { lateBound, serveServices } from './serve.js';
+import { cloudControllerFlags, parseBuildpack } from './cloud-controller.js';
+import { routerFlags } from './router.js';
 import { tpsFlags } from './tps-listener.js';
 import { watcherFlags } from './tps-watcher.js';
 
@@ -37,6 +41,8 @@ export const allInOneFlags = {
   ...locketFlags,
   fileServerListenAddress: address('host:port of the file server (lifecycle bundles)', '127.0.0.1:8080'),
   uploaderListenAddress: address('host:port of the uploader (droplets and build caches to CC)', '127.0.0.1:9090'),
+  ...cloudControllerFlags,
+  ...routerFlags,
   ...bbsFlags,
   ...ccFlags,
   ...lockFlags,
@@ -98,17 +104,20 @@ export default defineCommand({
       started.push({ stop: () => uploader.close() });
       lines.push(`  uploader      ${uploader.url}`);
 
-      const ccUrl = flags.ccBaseURL;
-      lines.push(`  cc            ${ccUrl || 'none (set -ccBaseURL)'}`);
-      const ccClient = ccUrl ? ccClientFrom(flags, ccUrl, Math.min(flags.communicationTimeout, 5_000)) : undefined;
-      const bulkCc = ccUrl ? ccClientFrom(flags, ccUrl, flags.communicationTimeout) : undefined;
-      if (ccClient) started.push({ stop: async () => ccClient.close() });
-      if (bulkCc) started.push({ stop: async () => bulkCc.close() });
+      const router = await startRouter({
+        bbs,
+        logger: log,
+        ...splitHostPort(flags.routerListenAddress),
+        defaultDomain: flags.appDomain,
+        resyncIntervalMs: flags.routerResyncInterval,
+        connectTimeoutMs: flags.routerConnectTimeout,
+      });
+      started.push({ stop: () => router.close() });
+      lines.push(`  router        ${router.url}   (http://<app>.${flags.appDomain}:${router.port}/)`);
 
       const { host: restHost, port: restPort } = splitHostPort(flags.listenAddress);
       const callbackHost = restHost === '0.0.0.0' ? '127.0.0.1' : restHost;
       const lifecycleFlagValues = { ...flags, fileServerURL: flags.fileServerURL === lifecycleFlags.fileServerURL.default ? fileServer.url : flags.fileServerURL };
-      const stagingRecipe = stagingRecipeFrom({ ...lifecycleFlagValues, ccUploaderURL: flags.ccUploaderURL === stagerRecipeFlags.ccUploaderURL.default ? uploader.url : flags.ccUploaderURL }, `http://${callbackHost}:${restPort}`);
       const nsyncRecipe = nsyncRecipeFrom(lifecycleFlagValues);
       const tps = buildTps({
         bbs,
@@ -116,18 +125,57 @@ export default defineCommand({
         logger: log,
         config: { maxInFlightRequests: flags.maxInFlightRequests, maxBulkGuids: flags.maxBulkGuids },
       });
-      const services: ServedService[] = [
-        { definition: NsyncServiceDefinition, implementation: buildNsyncListener({ bbs, recipe: nsyncRecipe, logger: log, metrics }) },
-        { definition: TpsServiceDefinition, implementation: tps },
-      ];
-      if (ccClient) services.unshift({ definition: StagerServiceDefinition, implementation: buildStager({ bbs, cc: ccClient, recipe: stagingRecipe, logger: log, metrics }) });
-      const served = await serveServices({ services, grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log, metrics });
+      // The Stager needs the CC's address and the development CC needs the gateway's: the
+      // gateway starts first and the Stager is plugged in once the CC is up.
+      const stager = lateBound<StagerServiceImplementation>('the Stager');
+      const served = await serveServices({
+        services: [
+          { definition: StagerServiceDefinition, implementation: stager.implementation },
+          { definition: NsyncServiceDefinition, implementation: buildNsyncListener({ bbs, recipe: nsyncRecipe, logger: log, metrics }) },
+          { definition: TpsServiceDefinition, implementation: tps },
+        ],
+        grpcListenAddress: flags.grpcListenAddress,
+        listenAddress: flags.listenAddress,
+        logger: log,
+        metrics,
+      });
       started.push(served);
-      lines.push(`  gateway       ${served.restUrl}   (CC routes${ccClient ? '' : '; staging needs -ccBaseURL'})`);
+      lines.push(`  gateway       ${served.restUrl}   (every CC route)`);
       lines.push(`  grpc          ${served.grpcAddress}`);
       lines.push(`  metrics       ${served.restUrl}/metrics`);
 
-      if (ccClient && bulkCc) {
+      // Cloud Controller: the development CC unless -ccBaseURL names a real one.
+      let ccUrl = flags.ccBaseURL;
+      if (!ccUrl) {
+        const ccAt = splitHostPort(flags.ccListenAddress);
+        const cc = await startDevelopmentCloudController({
+          dataDir: dir('cloud-controller'),
+          host: ccAt.host,
+          port: ccAt.port,
+          logger: log,
+          username: flags.ccUsername,
+          password: flags.ccPassword,
+          bridgeUrl: served.restUrl,
+          fileServerUrl: lifecycleFlagValues.fileServerURL,
+          appDomain: flags.appDomain,
+          buildpacks: flags.buildpack.map(parseBuildpack).map((b) => ({ name: b.name, url: b.url ?? buildpackUrl(lifecycleFlagValues.fileServerURL, b.name) })),
+        });
+        started.push({ stop: () => cc.close() });
+        ccUrl = cc.url;
+        lines.push(`  cc            ${ccUrl}   (development Cloud Controller; its API for the command line is under /dev/v1)`);
+      } else {
+        lines.push(`  cc            ${ccUrl}`);
+      }
+      const ccClient = ccClientFrom(flags, ccUrl, Math.min(flags.communicationTimeout, 5_000));
+      const bulkCc = ccClientFrom(flags, ccUrl, flags.communicationTimeout);
+      started.push({ stop: async () => ccClient.close() }, { stop: async () => bulkCc.close() });
+      const stagingRecipe = stagingRecipeFrom(
+        { ...lifecycleFlagValues, ccUploaderURL: flags.ccUploaderURL === stagerRecipeFlags.ccUploaderURL.default ? uploader.url : flags.ccUploaderURL },
+        `http://${callbackHost}:${restPort === 0 ? new URL(served.restUrl).port : restPort}`,
+      );
+      stager.set(buildStager({ bbs, cc: ccClient, recipe: stagingRecipe, logger: log, metrics }));
+
+      {
         const lockTls = flags.locketCACert ? { caFile: flags.locketCACert, certFile: flags.locketClientCert, keyFile: flags.locketClientKey } : undefined;
         const bulker = buildBulker({
           bbs,

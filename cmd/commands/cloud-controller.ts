@@ -17,7 +17,7 @@ const checkUrl = (value: string) => {
 };
 
 /** `name` (served by the file server) or `name=url`. */
-function parseBuildpack(value: string): { name: string; url?: string } {
+export function parseBuildpack(value: string): { name: string; url?: string } {
   const eq = value.indexOf('=');
   return eq < 0 ? { name: value } : { name: value.slice(0, eq), url: value.slice(eq + 1) };
 }

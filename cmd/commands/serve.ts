@@ -1,7 +1,7 @@
 // How a service daemon serves: its gRPC service (with health and reflection) on
 // --grpcListenAddress, and the CC routes of that service on -listenAddress through the gateway
 // with in-process dispatch, as the original daemons served HTTP themselves.
-import type { TsProtoServiceDefinition } from 'nice-grpc';
+import { ServerError, Status, type TsProtoServiceDefinition } from 'nice-grpc';
 import { inProcessDispatcher, type ServiceBinding } from '../../gateway/dispatch.js';
 import { startGateway } from '../../gateway/server.js';
 import type { Stoppable } from '../../lib/daemon.js';
@@ -66,4 +66,23 @@ export async function serveMetrics(address: string, registry: Registry, log: Log
   const url = `http://${host}:${bound.port}`;
   log.info({ url }, 'metrics-listening');
   return { url, stop: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/**
+ * A service implementation to be supplied after the servers start (the development CC needs
+ * the gateway's address, and the Stager needs the CC's). Its methods forward to the one set
+ * later; a call before that is answered UNAVAILABLE.
+ */
+export function lateBound<T extends object>(name: string): { implementation: T; set(implementation: T): void } {
+  let target: T | undefined;
+  const implementation = new Proxy({} as T, {
+    get(_t, key) {
+      return (...args: unknown[]) => {
+        const method = target?.[key as keyof T] as ((...a: unknown[]) => unknown) | undefined;
+        if (!method) throw new ServerError(Status.UNAVAILABLE, `${name} is not ready yet`);
+        return method.apply(target, args);
+      };
+    },
+  });
+  return { implementation, set: (value) => void (target = value) };
 }
