@@ -281,7 +281,16 @@ export function createProxy(options: ProxyOptions): Proxy {
       const headers = endToEnd(answer.rawHeaders, new Set());
       // The instance's Date is passed through; node:http must not add a second one.
       res.sendDate = answer.headers.date === undefined;
-      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
+      try {
+        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
+      } catch (err) {
+        // A head node:http parsed but will not write again (an odd status line or header byte).
+        log.warn({ ...where, err: (err as Error).message }, 'instance-response-unforwardable');
+        answer.destroy();
+        socket.destroy();
+        refuse(res, refusals.badGateway());
+        return;
+      }
       // A failure on either side ends both: a cut answer must reach the client as a cut answer.
       pipeline(answer, res, (err) => {
         if (err && answerCut) log.warn({ ...where, err: err.message }, 'instance-response-failed');
