@@ -187,3 +187,84 @@ describe('stager', () => {
     assert.match(text, /ccbridge_staging_requests_completed_total\{outcome="failed"\} \d+/);
   });
 });
+
+describe('stager with Diego calling back', () => {
+  let bridge: TestBridge;
+  before(async () => {
+    bridge = await startTestBridge({ diego: { timing: { taskKickIntervalMs: 100, callbackTimeoutMs: 2_000 } } });
+  });
+  after(() => bridge.close());
+
+  async function runOnCell(taskGuid: string, outcome: { failed: boolean; failureReason?: string; result?: string }): Promise<void> {
+    const { createCellClient } = await import('../../embedded/diego/index.js');
+    const cell = createCellClient({ url: bridge.diego.url });
+    await cell.startTask(taskGuid, 'cell-1');
+    await cell.completeTask(taskGuid, 'cell-1', outcome.failed, outcome.failureReason ?? '', outcome.result ?? '');
+  }
+
+  async function waitFor(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await predicate())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  const taskGone = async (guid: string) => {
+    try {
+      await bridge.bbs.taskByGuid(guid);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+
+  test('a cell completes the staging task; Diego calls the stager back; CC gets the result with basic auth; the task is resolved', async () => {
+    assert.equal((await bridge.request('PUT', '/v1/staging/cycle-1', buildpackRequest())).status, 202);
+    const result = JSON.stringify({ buildpack_key: 'nodejs-key', detected_buildpack: 'Node.js', execution_metadata: '{"start_command":"npm start"}', detected_start_command: { web: 'npm start' } });
+    await runOnCell('cycle-1', { failed: false, result });
+    const got = await bridge.cc.waitFor((r) => r.path === '/internal/staging/cycle-1/completed');
+    assert.equal(got.headers.authorization, basicAuth);
+    assert.deepEqual(got.json, {
+      execution_metadata: '{"start_command":"npm start"}',
+      detected_start_command: { web: 'npm start' },
+      lifecycle_data: { buildpack_key: 'nodejs-key', detected_buildpack: 'Node.js' },
+    });
+    await waitFor('the task deleted after the callback', () => taskGone('cycle-1'));
+  });
+
+  test('a failed staging task reaches CC with its error id', async () => {
+    await bridge.request('PUT', '/v1/staging/cycle-2', buildpackRequest());
+    await runOnCell('cycle-2', { failed: true, failureReason: 'Exited with status 223' });
+    const got = await bridge.cc.waitFor((r) => r.path === '/internal/staging/cycle-2/completed');
+    assert.deepEqual((got.json as { error: unknown }).error, { id: 'BuildpackCompileFailed', message: 'staging failed' });
+  });
+
+  test('CC down: the stager answers 503, Diego keeps the task and calls back again once CC is back', async () => {
+    await bridge.request('PUT', '/v1/staging/cycle-3', buildpackRequest());
+    await bridge.cc.stop();
+    try {
+      await runOnCell('cycle-3', { failed: true, failureReason: 'insufficient resources' });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(await taskGone('cycle-3'), false, 'kept while CC is down');
+    } finally {
+      await bridge.cc.start();
+    }
+    const got = await bridge.cc.waitFor((r) => r.path === '/internal/staging/cycle-3/completed');
+    assert.equal((got.json as { error: { id: string } }).error.id, 'InsufficientResources');
+    await waitFor('the task deleted once CC took it', () => taskGone('cycle-3'));
+  });
+
+  test('CC answers 504: passed through, so Diego calls back again', async () => {
+    await bridge.request('PUT', '/v1/staging/cycle-4', buildpackRequest());
+    bridge.cc.statusFor.set('staging', 504);
+    try {
+      await runOnCell('cycle-4', { failed: true, failureReason: 'x' });
+      await waitFor('two callbacks refused', () => bridge.cc.received('/internal/staging/cycle-4/completed').length >= 2);
+      assert.equal(await taskGone('cycle-4'), false);
+    } finally {
+      bridge.cc.statusFor.delete('staging');
+    }
+    await waitFor('the task deleted once CC took it', () => taskGone('cycle-4'));
+  });
+});

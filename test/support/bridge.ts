@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createBbsClient, type BbsClient } from '../../clients/bbs/index.js';
 import { createCcClient, type CcClient } from '../../clients/cc/client.js';
 import { createLogCacheClient } from '../../clients/logcache/client.js';
-import { startEmbeddedDiego, type EmbeddedDiego } from '../../embedded/diego/index.js';
+import { startEmbeddedDiego, type EmbeddedDiego, type EmbeddedDiegoOptions } from '../../embedded/diego/index.js';
 import { NsyncServiceDefinition } from '../../gen/cloudfoundry/ccbridge/nsync/v1/nsync.js';
 import { StagerServiceDefinition } from '../../gen/cloudfoundry/ccbridge/stager/v1/stager.js';
 import { TpsServiceDefinition } from '../../gen/cloudfoundry/ccbridge/tps/v1/tps.js';
@@ -43,6 +43,8 @@ export interface TestBridge {
 }
 
 export interface TestBridgeOptions {
+  /** Options of the embedded Diego (timing, restart policy...). */
+  diego?: Partial<EmbeddedDiegoOptions>;
   tps?: Partial<TpsConfig>;
   logCacheUrl?: string;
   logger?: Logger;
@@ -51,7 +53,7 @@ export interface TestBridgeOptions {
 export async function startTestBridge(options: TestBridgeOptions = {}): Promise<TestBridge> {
   const log = options.logger ?? silentLogger();
   const dataDir = mkdtempSync(join(tmpdir(), 'ccbridge-test-'));
-  const diego = await startEmbeddedDiego({ dataDir: join(dataDir, 'diego'), logger: log });
+  const diego = await startEmbeddedDiego({ ...options.diego, dataDir: join(dataDir, 'diego'), logger: log });
   const bbs = createBbsClient({ url: diego.url, logger: log, timeoutMs: 2_000, retry: { attempts: 2, delayMs: 10 } });
   const cc = await startCcDouble({ username: CC_USERNAME, password: CC_PASSWORD });
   const ccClient = createCcClient({ baseUrl: cc.url, username: CC_USERNAME, password: CC_PASSWORD, timeoutMs: 1_000 });
@@ -120,7 +122,7 @@ export async function startTestBridge(options: TestBridgeOptions = {}): Promise<
     async restartDiego() {
       const port = bridge.diego.port;
       await bridge.diego.close(50);
-      bridge.diego = await startEmbeddedDiego({ dataDir: join(dataDir, 'diego'), port, logger: log });
+      bridge.diego = await startEmbeddedDiego({ ...options.diego, dataDir: join(dataDir, 'diego'), port, logger: log });
     },
     async request(method, path, body, headers = {}) {
       const response = await fetch(gateway.url + path, {
