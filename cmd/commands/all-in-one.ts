@@ -33,6 +33,9 @@ import { watcherFlags } from './tps-watcher.js';
 
 const address = (description: string, value: string) => string(description, value, { check: checkListenAddress });
 
+// In the all-in-one the development CC drives this process's own gateway.
+const { bridgeURL: _bridgeUrlOfSplitCc, ...developmentCcFlags } = cloudControllerFlags;
+
 export const allInOneFlags = {
   ...commonFlags,
   listenAddress: address('host:port of the REST gateway (every CC route)', '127.0.0.1:8888'),
@@ -41,7 +44,7 @@ export const allInOneFlags = {
   ...locketFlags,
   fileServerListenAddress: address('host:port of the file server (lifecycle bundles)', '127.0.0.1:8080'),
   uploaderListenAddress: address('host:port of the uploader (droplets and build caches to CC)', '127.0.0.1:9090'),
-  ...cloudControllerFlags,
+  ...developmentCcFlags,
   ...routerFlags,
   ...bbsFlags,
   ...ccFlags,
@@ -56,7 +59,7 @@ export const allInOneFlags = {
 };
 
 export default defineCommand({
-  summary: 'everything on one machine',
+  summary: 'everything on one machine: the bridge, Diego with its cell, Locket, a development Cloud Controller, the file server, the uploader and a router',
   flags: allInOneFlags,
   async start(flags, log) {
     const started: Stoppable[] = [];
