@@ -24,7 +24,7 @@ import {
   StartTaskRequest,
   StartTaskResponse,
 } from '../../gen/diego/bbs/v1/task_requests.js';
-import type { ActualLrpLifecycle } from './actual-lrp-lifecycle.js';
+import type { ActualLrpLifecycle, RunningInstanceDetails } from './actual-lrp-lifecycle.js';
 import { DiegoError } from './errors.js';
 import type { Evacuation } from './evacuation.js';
 import { NO_ERROR, unary, type Route } from './routes.js';
@@ -54,6 +54,16 @@ function evacuationAnswer(decide: () => boolean): Uint8Array {
   }
 }
 
+/** What start and evacuate_running report besides the address (the same fields in both requests). */
+function runningDetailsOf(request: StartActualLRPRequest | EvacuateRunningActualLRPRequest): RunningInstanceDetails {
+  return {
+    internalRoutes: request.actualLrpInternalRoutes,
+    metricTags: request.metricTags,
+    routable: request.routable,
+    availabilityZone: request.availabilityZone,
+  };
+}
+
 const withKeys = cellLrpRequestValidator({});
 const withNetInfo = cellLrpRequestValidator({ netInfo: true });
 const withErrorMessage = cellLrpRequestValidator({ errorMessage: true });
@@ -65,12 +75,7 @@ export function createCellRoutes({ lifecycle, evacuation, tasks }: CellRouteDepe
       request.actualLrpKey!,
       request.actualLrpInstanceKey!,
       request.actualLrpNetInfo!,
-      {
-        internalRoutes: request.actualLrpInternalRoutes,
-        metricTags: request.metricTags,
-        routable: request.routable,
-        availabilityZone: request.availabilityZone,
-      },
+      runningDetailsOf(request),
       context.requestId,
     );
     return NO_ERROR;
@@ -82,12 +87,7 @@ export function createCellRoutes({ lifecycle, evacuation, tasks }: CellRouteDepe
         request.actualLrpKey!,
         request.actualLrpInstanceKey!,
         request.actualLrpNetInfo!,
-        {
-          internalRoutes: request.actualLrpInternalRoutes,
-          metricTags: request.metricTags,
-          routable: request.routable,
-          availabilityZone: request.availabilityZone,
-        },
+        runningDetailsOf(request),
         context.requestId,
       ),
     ),
