@@ -9,11 +9,10 @@ import {
   Status,
   type CallContext,
   type Channel,
-  type ServerMiddlewareCall,
   type TsProtoServiceDefinition,
 } from 'nice-grpc';
 import { callFailureFrom, type CallFailure } from '../lib/errors.js';
-import { standardServerMiddleware } from '../lib/grpc.js';
+import { runUnaryCall } from '../lib/grpc.js';
 import type { Logger } from '../lib/log.js';
 import type { TsProtoMethodDefinition } from './routes.js';
 
@@ -39,23 +38,24 @@ export interface ServiceBinding {
 type UnaryHandler = (request: unknown, context: CallContext) => Promise<unknown>;
 
 /**
- * Dispatches to a service object in this process. The call runs through the middleware a gRPC
- * server would run (call log, error translation), so both paths behave the same.
+ * Dispatches to a service object in this process. The call runs through the steps a gRPC
+ * server runs (call log, error translation; lib/grpc.ts runUnaryCall), so both paths behave
+ * the same.
  */
 export function inProcessDispatcher(
   definition: TsProtoServiceDefinition,
   implementation: Record<string, unknown>,
   log: Logger,
 ): Dispatcher {
-  const middleware = [...standardServerMiddleware(log)];
-  const handlerNames = new Map<string, string>();
-  for (const [key, method] of Object.entries(definition.methods)) handlerNames.set(method.name, key);
+  const handlers = new Map<string, { path: string; key: string }>();
+  for (const [key, method] of Object.entries(definition.methods)) handlers.set(method.name, { key, path: `/${definition.fullName}/${method.name}` });
 
   return {
     mode: 'in-process',
     async unary(method, request, metadata, signal) {
-      const key = handlerNames.get(method.name);
-      const handler = key === undefined ? undefined : (implementation[key] as UnaryHandler | undefined);
+      const target = handlers.get(method.name);
+      const handler = target === undefined ? undefined : (implementation[target.key] as UnaryHandler | undefined);
+      const path = target?.path ?? `/${definition.fullName}/${method.name}`;
       const context: CallContext = {
         metadata,
         peer: 'in-process',
@@ -64,30 +64,11 @@ export function inProcessDispatcher(
         signal,
         sendHeader() {},
       };
-      const descriptor = {
-        path: `/${definition.fullName}/${method.name}`,
-        requestStream: false as const,
-        responseStream: false as const,
-        options: {},
-      };
-      // The innermost step calls the service; each middleware wraps the one inside it.
-      let next = async function* (req: unknown, ctx: CallContext): AsyncGenerator<never, unknown, undefined> {
-        if (!handler) throw new ServerError(Status.UNIMPLEMENTED, `${descriptor.path} is not implemented`);
-        return await handler.call(implementation, req, ctx);
-      };
-      for (const layer of [...middleware].reverse()) {
-        const inner = next;
-        next = (req, ctx) =>
-          layer(
-            { method: descriptor, requestStream: false, request: req, responseStream: false, next: inner } as unknown as ServerMiddlewareCall<unknown, unknown>,
-            ctx,
-          ) as AsyncGenerator<never, unknown, undefined>;
-      }
       try {
-        const run = next(request, context);
-        let step = await run.next();
-        while (!step.done) step = await run.next();
-        return step.value;
+        return await runUnaryCall(log, path, context, async () => {
+          if (!handler) throw new ServerError(Status.UNIMPLEMENTED, `${path} is not implemented`);
+          return handler.call(implementation, request, context);
+        });
       } catch (error) {
         if (error instanceof ServerError) throw new GatewayCallError(callFailureFrom(error.code, error.details, context.trailer));
         throw error;

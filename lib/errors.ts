@@ -102,10 +102,22 @@ export function callFailureFrom(code: Status, message: string, trailer: Metadata
 }
 
 /**
- * Server middleware that translates errors once: BridgeError → its status with rich details;
- * ServerError passes; anything else is a fault, logged with its stack and answered INTERNAL
- * without detail.
+ * The one translation of a failed call: BridgeError → its status with rich details in the
+ * trailer; ServerError and cancellation pass; anything else is a fault, logged with its stack
+ * and answered INTERNAL without detail. Always throws.
  */
+export function translateError(error: unknown, context: CallContext, log: Logger, methodPath: string): never {
+  if (error instanceof BridgeError) {
+    context.trailer.set(STATUS_DETAILS_KEY, RpcStatus.encode(rpcStatusOf(error)).finish());
+    throw new ServerError(error.code, error.message);
+  }
+  if (error instanceof ServerError) throw error;
+  if (error instanceof Error && error.name === 'AbortError') throw error;
+  log.error({ err: error, method: methodPath }, 'unexpected-error');
+  throw new ServerError(Status.INTERNAL, 'internal error');
+}
+
+/** translateError as nice-grpc server middleware, for every call a gRPC server serves. */
 export function createErrorMiddleware(log: Logger) {
   return async function* translateErrors<Request, Response>(
     call: ServerMiddlewareCall<Request, Response>,
@@ -114,14 +126,7 @@ export function createErrorMiddleware(log: Logger) {
     try {
       return yield* call.next(call.request, context);
     } catch (error) {
-      if (error instanceof BridgeError) {
-        context.trailer.set(STATUS_DETAILS_KEY, RpcStatus.encode(rpcStatusOf(error)).finish());
-        throw new ServerError(error.code, error.message);
-      }
-      if (error instanceof ServerError) throw error;
-      if (error instanceof Error && error.name === 'AbortError') throw error;
-      log.error({ err: error, method: call.method.path }, 'unexpected-error');
-      throw new ServerError(Status.INTERNAL, 'internal error');
+      translateError(error, context, log, call.method.path);
     }
   };
 }

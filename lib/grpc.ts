@@ -23,7 +23,7 @@ import {
 } from 'nice-grpc';
 import { HealthDefinition, HealthServiceImpl, HealthState } from 'nice-grpc-server-health';
 import { ServerReflection, ServerReflectionService } from 'nice-grpc-server-reflection';
-import { createErrorMiddleware } from './errors.js';
+import { createErrorMiddleware, translateError } from './errors.js';
 import type { Logger } from './log.js';
 
 /** The FileDescriptorSet that `npm run gen` writes next to the generated code. */
@@ -153,42 +153,72 @@ function describedServiceNames(): Set<string> {
 
 /**
  * The middleware every call runs through, outermost first: the call log line, then the one
- * translation of domain errors to gRPC status. The gateway's in-process dispatch runs the same.
+ * translation of domain errors to gRPC status. The gateway's in-process dispatch runs the same
+ * two steps through runUnaryCall.
  */
 export function standardServerMiddleware(log: Logger) {
   return [createCallLoggingMiddleware(log), createErrorMiddleware(log)] as const;
 }
 
+/** The code a call ended with, for its log line. */
+function codeOf(error: unknown): { code: Status; unexpected?: unknown } {
+  if (error instanceof ServerError) return { code: error.code };
+  if (error instanceof Error && error.name === 'AbortError') return { code: Status.CANCELLED };
+  return { code: Status.UNKNOWN, unexpected: error };
+}
+
 /** One `grpc-call` line per RPC: method, status code, duration. Request bodies are never logged. */
+function logCallLine(log: Logger, method: string, started: number, code: Status, unexpected: unknown): void {
+  const fault = SERVER_FAULT_CODES.has(code);
+  if (!log.isLevelEnabled(fault ? 'error' : 'info')) return;
+  const line = {
+    method,
+    code: Status[code],
+    duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+    ...(unexpected === undefined ? {} : { err: unexpected }),
+  };
+  if (fault) log.error(line, 'grpc-call');
+  else log.info(line, 'grpc-call');
+}
+
 export function createCallLoggingMiddleware(log: Logger) {
   return async function* logCall<Request, Response>(
     call: ServerMiddlewareCall<Request, Response>,
     context: CallContext,
   ): AsyncGenerator<Response, Response | void, undefined> {
     const started = performance.now();
-    let code = Status.OK;
-    let unexpected: unknown;
+    let outcome: { code: Status; unexpected?: unknown } = { code: Status.OK };
     try {
       return yield* call.next(call.request, context);
     } catch (error) {
-      if (error instanceof ServerError) code = error.code;
-      else if (error instanceof Error && error.name === 'AbortError') code = Status.CANCELLED;
-      else {
-        code = Status.UNKNOWN;
-        unexpected = error;
-      }
+      outcome = codeOf(error);
       throw error;
     } finally {
-      const line = {
-        method: call.method.path,
-        code: Status[code],
-        duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
-        ...(unexpected === undefined ? {} : { err: unexpected }),
-      };
-      if (SERVER_FAULT_CODES.has(code)) log.error(line, 'grpc-call');
-      else log.info(line, 'grpc-call');
+      logCallLine(log, call.method.path, started, outcome.code, outcome.unexpected);
     }
   };
+}
+
+/**
+ * A unary call in this process through the same steps as standardServerMiddleware — the call
+ * log line around the error translation — without the generator machinery a server needs for
+ * streams (a hot path: the co-located gateway calls it for every request).
+ */
+export async function runUnaryCall<Response>(log: Logger, methodPath: string, context: CallContext, call: () => Promise<Response>): Promise<Response> {
+  const started = performance.now();
+  let outcome: { code: Status; unexpected?: unknown } = { code: Status.OK };
+  try {
+    try {
+      return await call();
+    } catch (error) {
+      translateError(error, context, log, methodPath);
+    }
+  } catch (error) {
+    outcome = codeOf(error);
+    throw error;
+  } finally {
+    logCallLine(log, methodPath, started, outcome.code, outcome.unexpected);
+  }
 }
 
 export interface DeadlineCallOptions {
