@@ -13,7 +13,7 @@
 // Data shape: N desired LRPs like Cloud Controller's (bench/bbs/lrp-shape.ts): routes with a
 // cf-router entry and a diego-ssh entry holding a ~1.7 KB PEM key, ~10 env vars, two setup
 // downloads, codependent launcher + diego-sshd runs, monitor and check definition, three egress
-// rules; inserted straight into the store, no convergence. Each scheduling info is ~2.6 KB.
+// rules; inserted straight into the store, no convergence. Each scheduling info is ~2.2 KB.
 // N = 10k, 25k, 100k, 250k (BENCH_SIZES=comma,separated overrides).
 // Goals: time(250k) / time(25k) ≤ 12 (close to linear) and time(250k) < 5 s, client side.
 import { spawn, type ChildProcess } from 'node:child_process';

@@ -41,9 +41,10 @@ async function main(): Promise<void> {
   }
 
   if (mode === 'serve') {
-    // This embedded Diego has no convergence loop or auctioneer yet; with neither port given,
-    // nothing but the request under test runs in this process.
-    const diego = await startEmbeddedDiego({ dataDir, port: 0, logger: silentLogger() });
+    // Convergence off (no background timers): the seeded LRPs have no actual LRPs, and a
+    // convergence pass creating 250k of them would run alongside the request under test. No cell
+    // registers, so the auctioneer has nothing to do; only the measured requests run here.
+    const diego = await startEmbeddedDiego({ dataDir, port: 0, logger: silentLogger(), background: false });
     process.stdout.write(`${JSON.stringify({ port: diego.port, url: diego.url })}\n`);
     const stop = () => void diego.close(0).then(() => process.exit(0));
     process.on('SIGTERM', stop);
