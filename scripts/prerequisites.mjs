@@ -8,6 +8,11 @@ import { spawnSync } from 'node:child_process';
 export const PREREQUISITES = [
   // TLS material for the mTLS tests and for generating development certificates.
   { pkg: 'openssl', command: 'openssl' },
+  // The embedded cell's containers: bubblewrap sandboxes, networked by pasta.
+  { pkg: 'bubblewrap', command: 'bwrap' },
+  { pkg: 'passt', command: 'pasta' },
+  // Zip archives in Download actions (buildpacks are often zips); tar is always there.
+  { pkg: 'unzip', command: 'unzip' },
 ];
 
 function has(command) {

@@ -1,0 +1,792 @@
+// A container of the embedded cell: bubblewrap sandboxes sharing one network namespace that pasta
+// wires to the host.
+//
+// The shape, and why (each step was tried on Debian 12 with bubblewrap 0.8 and passt 2023-03):
+//
+//   holder   bwrap --die-with-parent --unshare-net --unshare-pid --ro-bind / / --info-fd 3 -- sleep infinity
+//            Owns the container's network namespace for its whole life; its init's host pid (from
+//            --info-fd) names the namespace: /proc/<pid>/ns/net.
+//   network  setpriv --pdeathsig KILL -- pasta --runas 0 --config-net --no-map-gw -f -q -u none -U none
+//                -t 127.0.0.1/<host port>:<container port> ... -T <service port>,... --netns /proc/<pid>/ns/net
+//            pasta attaches to that namespace, gives it a tap interface, publishes each container
+//            port on a free host port of 127.0.0.1 (-t) and makes each host service port reachable
+//            inside as 127.0.0.1:<same port> (-T). --no-map-gw keeps the gateway address from
+//            reaching the host, so -T is the only way out to host services.
+//   process  nsenter --net=/proc/<pid>/ns/net -- prlimit --nofile=N:N -- setpriv --reuid=<uid>
+//                --regid=<gid> --clear-groups -- bwrap --die-with-parent --new-session --unshare-user
+//                --uid <u> --gid <g> --unshare-pid ... --ro-bind <root> / --bind <dir>/tmp /tmp
+//                --bind <dir>/home /home/vcap --proc /proc --dev /dev --chdir <dir> --info-fd 3 -- <path> <args>
+//            Every run action is a sandbox of its own in the shared network namespace: a fresh
+//            pid namespace per process, so stopping a process takes everything it started with it,
+//            and all of them see the same /tmp and /home/vcap because those are binds of the same
+//            host directories. nsenter, prlimit and setpriv exec into each other, so bwrap is the
+//            executor's direct child and --die-with-parent holds.
+//
+// Forms that do not work as root with this pasta: `pasta -- bwrap ...` (pasta makes a user
+// namespace, drops to nobody and may then not write its uid map), pasta attaching by pid (it
+// joins the target's user namespace, which for a root holder is its own: EINVAL), and pasta
+// without --runas 0 (as nobody it may open neither root's namespaces nor /dev/net/tun, which is
+// 0600 on some hosts). With --runas 0 pasta still drops to CAP_NET_BIND_SERVICE + CAP_SYS_ADMIN,
+// sets no_new_privs and a seccomp filter once the namespace is set up. It does not notice its
+// target namespace going away, so the executor kills it, and setpriv's --pdeathsig kills it
+// should the executor die first.
+//
+// Container processes run on the host as one unprivileged uid (hostUid): inside their own user
+// namespace that uid is vcap (2000) or root (0) as the run action asks, with no capability
+// outside it, so the read-only host root shows them only what any user may read. Files they
+// create in /tmp and /home/vcap belong to hostUid on the host; files the executor streams in are
+// written by tar running inside a sandbox as the same user, never by the executor itself, so a
+// symlink planted by an app cannot redirect a write outside the container.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmod, chown, lstat, mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { isAbsolute, join, normalize } from 'node:path';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { EnvironmentVariable } from '../../../gen/diego/bbs/v1/container.js';
+import type { Logger } from '../../../lib/log.js';
+import { forwardLines } from './lines.js';
+import { listeningPorts, treeUsage } from './proc.js';
+import { exitsWithin, INFO_FD, spawnSandbox, type ProcessExit, type SandboxProcess, type SandboxTimings } from './sandbox.js';
+import type { SandboxTools } from './tools.js';
+import type { LogSink, PortMapping } from './types.js';
+
+export type { ProcessExit } from './sandbox.js';
+
+/** `host` is the host's root, read-only (the stack cflinuxfs4 on one machine); otherwise the path of an unpacked image root. */
+export type Rootfs = 'host' | string;
+
+export interface ContainerSpec {
+  guid: string;
+  /** The cell's data directory; the container lives in <dataDir>/containers/<guid>. */
+  dataDir: string;
+  rootfs: Rootfs;
+  /**
+   * Every process's environment starts with these (a run action's own env comes after). A
+   * function is given the port mappings, for variables naming host ports (CF_INSTANCE_PORT).
+   */
+  env: EnvironmentVariable[] | ((ports: PortMapping[]) => EnvironmentVariable[]);
+  /** Container ports to publish, each on a free host port of 127.0.0.1. */
+  ports: number[];
+  /** Resident memory of all the container's processes together; 0 is no limit. */
+  memoryMb: number;
+  /** Recorded for metrics (the quota); not enforced. */
+  diskMb: number;
+  /** Open-file limit of processes whose run action names none. */
+  nofile?: number;
+  logSink: LogSink;
+  /** Host services (file server, uploader, blobstore, registry) reachable inside as 127.0.0.1:<port>. */
+  hostServicePorts: number[];
+  /** Log source of processes that name none. */
+  logSource?: string;
+  /** Host directories shown read-only inside, e.g. the runtime lifecycle programs need in an image root; targets must lie under /tmp or /home/vcap. */
+  readOnlyBinds?: Array<{ hostPath: string; containerPath: string }>;
+}
+
+export interface ProcessSpec {
+  path: string;
+  args: string[];
+  /** Working directory inside; /home/vcap when empty. */
+  dir?: string;
+  env?: EnvironmentVariable[];
+  /** vcap, root, a user of the root's /etc/passwd, or uid[:gid]. */
+  user: string;
+  nofile?: number;
+  logSource?: string;
+  suppressLogOutput?: boolean;
+}
+
+export interface ProcessHandle {
+  readonly exited: Promise<ProcessExit>;
+  /** Delivers a signal to the process inside (bwrap forwards none). */
+  signal(signal: NodeJS.Signals): Promise<void>;
+  /** SIGTERM, then SIGKILL for everything the process started once graceMs has passed. */
+  stop(graceMs?: number): Promise<ProcessExit>;
+  kill(): void;
+  pids(): number[];
+}
+
+export interface ContainerUsage {
+  processes: number;
+  residentBytes: number;
+  /** Cumulative CPU time of the live processes (and of children they reaped), in clock ticks. */
+  cpuTicks: number;
+}
+
+export interface Container {
+  readonly guid: string;
+  /** The container's directory on the host. */
+  readonly dir: string;
+  readonly rootfs: Rootfs;
+  readonly portMappings: PortMapping[];
+  readonly env: EnvironmentVariable[];
+  readonly limits: { memoryMb: number; diskMb: number; nofile: number };
+  /** Set once the memory watchdog has killed the container's processes. */
+  readonly outOfMemory: boolean;
+  readonly destroyed: boolean;
+  run(process: ProcessSpec): ProcessHandle;
+  /** Extracts an archive file into `to`, as `user`, from inside the container's view. */
+  streamIn(archive: { path: string; format: ArchiveFormat }, to: string, user: string, signal?: AbortSignal): Promise<void>;
+  /** Writes `from` (a file as it is, a directory as a .tgz of its contents) to a host file. */
+  streamOut(from: string, user: string, destination: FileHandle, signal?: AbortSignal): Promise<void>;
+  /** The first maxBytes of a file inside. */
+  readFile(path: string, maxBytes: number, user: string, signal?: AbortSignal): Promise<Buffer>;
+  /** undefined when 127.0.0.1:<port> accepts a TCP connection inside the container, else why not. */
+  probeTcp(port: number, timeoutMs: number): Promise<string | undefined>;
+  usage(): ContainerUsage;
+  diskBytes(): Promise<number>;
+  processIds(): number[];
+  /** Kills every process, takes the network down and removes the container's directory. */
+  destroy(): Promise<void>;
+}
+
+export type ArchiveFormat = 'tgz' | 'tar' | 'zip';
+
+export interface SandboxSettings {
+  tools: SandboxTools;
+  logger: Logger;
+  /** Host uid and gid every container process runs as. */
+  hostUid: number;
+  hostGid: number;
+  stopGraceMs: number;
+  /** Bound on waiting for processes to go after SIGKILL. */
+  killWaitMs: number;
+  networkReadyTimeoutMs: number;
+  networkPollMs: number;
+  memoryPollMs: number;
+  defaultNofile: number;
+  ports: PortAllocator;
+  /** Attempts at publishing ports when a chosen free port was taken in between. */
+  portAttempts: number;
+  timings: SandboxTimings;
+}
+
+/** The uid and gid of vcap in cflinuxfs4, used when the root's /etc/passwd has no vcap. */
+export const VCAP_UID = 2000;
+
+const CONTAINER_HOME = '/home/vcap';
+/**
+ * Where the holder's mount namespace shows the container's directories. Sandboxes are set up by
+ * bwrap running as the unprivileged container uid, which must be able to walk to every bind
+ * source; the data directory may sit where it cannot (under /root, say), so the holder, which
+ * runs as root, binds them here first, on a tmpfs anyone may walk, and every sandbox starts by
+ * entering that mount namespace.
+ */
+const STAGED = { dir: '/run/ccbridge', tmp: '/run/ccbridge/tmp', home: '/run/ccbridge/home', root: '/run/ccbridge/root', binds: '/run/ccbridge/binds' };
+const WRITABLE_ROOTS = ['/tmp', CONTAINER_HOME];
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const MAX_STDERR_TAIL = 4096;
+const MAX_DISK_WALK_ENTRIES = 200_000;
+const GUID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+export class ContainerError extends Error {
+  override name = 'ContainerError';
+}
+
+/** Free loopback ports for publishing, never handing out one that a live container holds. */
+export interface PortAllocator {
+  allocate(count: number): Promise<number[]>;
+  release(ports: number[]): void;
+}
+
+export function createPortAllocator(maxTries = 64): PortAllocator {
+  const held = new Set<number>();
+  const freePort = () =>
+    new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      });
+    });
+  return {
+    async allocate(count) {
+      const ports: number[] = [];
+      for (let tries = 0; ports.length < count; tries += 1) {
+        if (tries >= maxTries) {
+          this.release(ports);
+          throw new ContainerError('no free loopback port to publish on');
+        }
+        const port = await freePort();
+        if (held.has(port)) continue;
+        held.add(port);
+        ports.push(port);
+      }
+      return ports;
+    },
+    release(ports) {
+      for (const port of ports) held.delete(port);
+    },
+  };
+}
+
+interface InnerUser {
+  uid: number;
+  gid: number;
+  name: string;
+}
+
+export async function createContainer(spec: ContainerSpec, settings: SandboxSettings): Promise<Container> {
+  if (!GUID_PATTERN.test(spec.guid)) throw new ContainerError(`invalid container guid "${spec.guid}"`);
+  const log = settings.logger.child({ session: 'executor.container', container_guid: spec.guid });
+  const { tools } = settings;
+  const rootPath = spec.rootfs === 'host' ? '/' : spec.rootfs;
+  if (spec.rootfs !== 'host') await checkImageRoot(rootPath);
+  for (const bind of spec.readOnlyBinds ?? []) {
+    if (!isWritablePath(bind.containerPath)) {
+      throw new ContainerError(`read-only bind target ${bind.containerPath} must lie under /tmp or /home/vcap`);
+    }
+  }
+
+  const containersDir = join(spec.dataDir, 'containers');
+  const dir = join(containersDir, spec.guid);
+  // Only root may walk into containers/: each container sees its own directories through binds
+  // and must not reach another's through the read-only host root.
+  await mkdir(containersDir, { recursive: true, mode: 0o700 });
+  await chmod(containersDir, 0o700);
+  await mkdir(dir, { mode: 0o700 });
+  const tmpDir = join(dir, 'tmp');
+  const homeDir = join(dir, 'home');
+  await mkdir(tmpDir);
+  await mkdir(homeDir);
+  await chown(tmpDir, settings.hostUid, settings.hostGid);
+  await chown(homeDir, settings.hostUid, settings.hostGid);
+  await chmod(tmpDir, 0o1777);
+  await chmod(homeDir, 0o755);
+
+  const live = new Set<SandboxProcess>();
+  let holder: SandboxProcess | undefined;
+  let pasta: ChildProcess | undefined;
+  let netnsPid: number | undefined;
+  let hostPorts: number[] = [];
+  let destroyed = false;
+  let outOfMemory = false;
+  let watchdog: NodeJS.Timeout | undefined;
+  const users = new Map<string, InnerUser>();
+
+  const removeEverything = async () => {
+    if (watchdog) clearInterval(watchdog);
+    for (const sandbox of live) sandbox.kill();
+    pasta?.kill('SIGKILL');
+    holder?.kill();
+    const waits: Array<Promise<unknown>> = [...live].map((sandbox) => exitsWithin(sandbox, settings.killWaitMs));
+    if (holder) waits.push(exitsWithin(holder, settings.killWaitMs));
+    if (pasta && pasta.exitCode === null && pasta.signalCode === null) {
+      const child = pasta;
+      waits.push(Promise.race([new Promise((resolve) => child.once('exit', resolve)), sleep(settings.killWaitMs)]));
+    }
+    await Promise.all(waits);
+    settings.ports.release(hostPorts);
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  };
+
+  try {
+    holder = spawnSandbox(
+      [
+        tools.bwrap,
+        '--die-with-parent',
+        '--new-session',
+        '--unshare-net',
+        '--unshare-pid',
+        '--unshare-ipc',
+        '--ro-bind',
+        '/',
+        '/',
+        // Unprivileged bwrap writes its uid map through /proc: the host's, writable.
+        '--bind',
+        '/proc',
+        '/proc',
+        // Device nodes for the sandboxes' own /dev. A bind of the host's /dev would be nodev
+        // (bwrap's binds are), and a user namespace may not lift that, so /dev/null would refuse writes.
+        '--dev',
+        '/dev',
+        '--tmpfs',
+        '/run',
+        // Parents bwrap creates on its own are 0700 for root; the container uid must walk these.
+        '--perms',
+        '0755',
+        '--dir',
+        STAGED.dir,
+        '--perms',
+        '0755',
+        '--dir',
+        STAGED.binds,
+        '--bind',
+        tmpDir,
+        STAGED.tmp,
+        '--bind',
+        homeDir,
+        STAGED.home,
+        ...(spec.rootfs === 'host' ? [] : ['--ro-bind', rootPath, STAGED.root]),
+        ...(spec.readOnlyBinds ?? []).flatMap((bind, index) => ['--ro-bind', bind.hostPath, `${STAGED.binds}/${index}`]),
+        '--cap-drop',
+        'ALL',
+        '--info-fd',
+        String(INFO_FD),
+        '--',
+        tools.sleep,
+        'infinity',
+      ],
+      { env: { PATH: DEFAULT_PATH }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', timings: settings.timings },
+    );
+    const holderTail = tailOf(holder.stderr);
+    netnsPid = await holder.init;
+    if (netnsPid === undefined) throw new ContainerError(`could not create the container's network namespace: ${holderTail() || 'bwrap exited'}`);
+    ({ pasta, hostPorts } = await startNetwork(netnsPid));
+  } catch (error) {
+    await removeEverything();
+    throw error;
+  }
+
+  const portMappings: PortMapping[] = spec.ports.map((containerPort, index) => ({ containerPort, hostPort: hostPorts[index]! }));
+  const containerEnv = typeof spec.env === 'function' ? spec.env(portMappings) : spec.env;
+  pasta.once('exit', (code, signal) => {
+    if (!destroyed) log.error({ code, signal }, 'pasta-exited');
+  });
+  log.info({ ports: portMappings, rootfs: spec.rootfs, memory_mb: spec.memoryMb, disk_mb: spec.diskMb }, 'container-created');
+
+  async function startNetwork(pid: number): Promise<{ pasta: ChildProcess; hostPorts: number[] }> {
+    let lastError = '';
+    for (let attempt = 1; attempt <= settings.portAttempts; attempt += 1) {
+      const ports = await settings.ports.allocate(spec.ports.length);
+      const forwards = spec.ports.flatMap((containerPort, index) => ['-t', `127.0.0.1/${ports[index]}:${containerPort}`]);
+      const services = [...new Set(spec.hostServicePorts)];
+      const child = spawn(
+        tools.setpriv,
+        [
+          '--pdeathsig',
+          'KILL',
+          '--',
+          tools.pasta,
+          '--runas',
+          '0',
+          '--config-net',
+          '--no-map-gw',
+          '--foreground',
+          '--quiet',
+          '-u',
+          'none',
+          '-U',
+          'none',
+          ...(forwards.length > 0 ? forwards : ['-t', 'none']),
+          '-T',
+          services.length > 0 ? services.join(',') : 'none',
+          '--netns',
+          `/proc/${pid}/ns/net`,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: DEFAULT_PATH } },
+      );
+      const stderr = pastaMessages(child.stderr!);
+      let exited = false;
+      child.once('exit', () => (exited = true));
+      // pasta says nothing when it is ready; its listening sockets say it: the published ports
+      // on the host's loopback and the service ports on the namespace's.
+      const deadline = Date.now() + settings.networkReadyTimeoutMs;
+      for (;;) {
+        const hostReady = listeningPorts('self', '127.0.0.1', ports).size === ports.length;
+        const servicesReady = listeningPorts(pid, '127.0.0.1', services).size === services.length;
+        if (hostReady && servicesReady) return { pasta: child, hostPorts: ports };
+        if (exited || Date.now() > deadline) break;
+        await sleep(settings.networkPollMs);
+      }
+      child.kill('SIGKILL');
+      settings.ports.release(ports);
+      lastError = stderr() || (exited ? 'pasta exited' : `pasta was not ready after ${settings.networkReadyTimeoutMs}ms`);
+      // A port chosen free was taken before pasta bound it: choose again.
+      if (!/bind/i.test(lastError)) break;
+      log.info({ attempt, error: lastError }, 'retrying-port-publication');
+    }
+    throw new ContainerError(`could not wire the container's network with pasta: ${lastError}`);
+  }
+
+  /** nsenter's arguments for the holder's namespaces: its network's, and for sandboxes its staging mount namespace's. */
+  function enter(namespaces: Array<'net' | 'mnt'>): string[] {
+    if (destroyed || netnsPid === undefined || holder === undefined || holder.done) {
+      throw new ContainerError(`container ${spec.guid} is gone`);
+    }
+    const flags = namespaces.map((ns) => (ns === 'net' ? `--net=/proc/${netnsPid}/ns/net` : `--mount=/proc/${netnsPid}/ns/mnt`));
+    return [tools.nsenter, ...flags, '--'];
+  }
+
+  async function innerUser(user: string): Promise<InnerUser> {
+    const known = users.get(user);
+    if (known) return known;
+    let found: InnerUser | undefined;
+    const numeric = /^(\d+)(?::(\d+))?$/.exec(user);
+    if (user === 'root') found = { uid: 0, gid: 0, name: 'root' };
+    else if (numeric) found = { uid: Number(numeric[1]), gid: Number(numeric[2] ?? numeric[1]), name: user };
+    else {
+      const passwd = await readFile(join(rootPath, 'etc/passwd'), 'utf8').catch(() => '');
+      for (const line of passwd.split('\n')) {
+        const [name, , uid, gid] = line.split(':');
+        if (name === user && uid !== undefined && gid !== undefined) found = { uid: Number(uid), gid: Number(gid), name: user };
+      }
+      // cflinuxfs4 has vcap; the host root that stands in for it may not.
+      if (found === undefined && user === 'vcap') found = { uid: VCAP_UID, gid: VCAP_UID, name: 'vcap' };
+    }
+    if (found === undefined) throw new ContainerError(`user "${user}" does not exist in the container's root filesystem`);
+    users.set(user, found);
+    return found;
+  }
+
+  /** bwrap arguments for a sandbox showing the container's filesystem to `user`. */
+  function filesystemArgs(user: InnerUser, root: 'container' | 'host', chdir: string): string[] {
+    const rootSource = root === 'host' || spec.rootfs === 'host' ? '/' : STAGED.root;
+    const args = [
+      '--die-with-parent',
+      '--new-session',
+      '--unshare-user',
+      '--uid',
+      String(user.uid),
+      '--gid',
+      String(user.gid),
+      '--unshare-pid',
+      '--unshare-ipc',
+      '--unshare-uts',
+      '--unshare-cgroup-try',
+      '--hostname',
+      spec.guid.slice(0, 63),
+      '--ro-bind',
+      rootSource,
+      '/',
+      // The host's /home and /run (sockets of system daemons, and the staging area) stay out of sight.
+      '--tmpfs',
+      '/home',
+      ...(rootSource === '/' ? ['--tmpfs', '/run'] : []),
+      '--bind',
+      STAGED.tmp,
+      '/tmp',
+      '--bind',
+      STAGED.home,
+      CONTAINER_HOME,
+      '--proc',
+      '/proc',
+      '--dev',
+      '/dev',
+    ];
+    (spec.readOnlyBinds ?? []).forEach((bind, index) => args.push('--ro-bind', `${STAGED.binds}/${index}`, bind.containerPath));
+    args.push('--chdir', chdir, '--info-fd', String(INFO_FD));
+    return args;
+  }
+
+  function dropPrivileges(): string[] {
+    return [tools.setpriv, `--reuid=${settings.hostUid}`, `--regid=${settings.hostGid}`, '--clear-groups', '--'];
+  }
+
+  function processEnv(user: InnerUser, extra: EnvironmentVariable[] = []): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {};
+    for (const variable of [...containerEnv, ...extra]) {
+      // The kernel would cut a name at '=' and node refuses NULs; such a variable cannot exist.
+      if (variable.name === '' || /[=\0]/.test(variable.name) || variable.value.includes('\0')) continue;
+      env[variable.name] = variable.value;
+    }
+    env.PATH ??= DEFAULT_PATH;
+    env.USER ??= user.name;
+    env.HOME ??= user.uid === 0 ? '/root' : CONTAINER_HOME;
+    return env;
+  }
+
+  function track(sandbox: SandboxProcess): void {
+    live.add(sandbox);
+    void sandbox.exited.then(() => live.delete(sandbox));
+    if (spec.memoryMb > 0 && watchdog === undefined) {
+      watchdog = setInterval(checkMemory, settings.memoryPollMs);
+      watchdog.unref();
+    }
+  }
+
+  function livePids(): number[] {
+    return [...live].flatMap((sandbox) => (sandbox.child.pid ? [sandbox.child.pid] : []));
+  }
+
+  function checkMemory(): void {
+    if (live.size === 0 || outOfMemory) return;
+    const usage = treeUsage(livePids());
+    const limit = spec.memoryMb * 1024 * 1024;
+    if (usage.residentBytes <= limit) return;
+    outOfMemory = true;
+    log.info({ resident_bytes: usage.residentBytes, limit_bytes: limit }, 'container-out-of-memory');
+    for (const sandbox of live) sandbox.kill();
+  }
+
+  /** Runs a helper program (tar, cat, head) in a sandbox with the container's filesystem and no network. */
+  async function helper(
+    script: string,
+    args: string[],
+    userName: string,
+    io: { stdin?: number; stdout?: number | 'pipe'; maxStdout?: number },
+    signal?: AbortSignal,
+  ): Promise<{ exitStatus: number; stderr: string; stdout: Buffer }> {
+    if (destroyed) throw new ContainerError(`container ${spec.guid} is gone`);
+    const user = await innerUser(userName);
+    signal?.throwIfAborted();
+    // Helpers always run the host's tools (an image root may have no tar); for an image root
+    // that is only the container's view under /tmp and /home/vcap, which helpers are limited to.
+    const argv = [
+      ...enter(['mnt']),
+      ...dropPrivileges(),
+      tools.bwrap,
+      ...filesystemArgs(user, 'host', '/'),
+      '--unshare-net',
+      '--',
+      tools.sh,
+      '-c',
+      script,
+      'sh',
+      ...args,
+    ];
+    const sandbox = spawnSandbox(argv, {
+      env: { PATH: DEFAULT_PATH, LANG: 'C', HOME: CONTAINER_HOME },
+      stdin: io.stdin ?? 'ignore',
+      stdout: io.stdout ?? 'ignore',
+      stderr: 'pipe',
+      timings: settings.timings,
+    });
+    const stderr = tailOf(sandbox.stderr);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    sandbox.stdout?.on('data', (chunk: Buffer) => {
+      const room = (io.maxStdout ?? 0) - size;
+      if (room > 0) chunks.push(chunk.subarray(0, room));
+      size += Math.min(chunk.length, Math.max(room, 0));
+    });
+    const onAbort = () => sandbox.kill();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const { exitStatus } = await sandbox.exited;
+      signal?.throwIfAborted();
+      return { exitStatus, stderr: stderr(), stdout: Buffer.concat(chunks) };
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  function checkHelperPath(path: string, what: string): void {
+    if (!isAbsolute(path)) throw new ContainerError(`${what} ${path} is not an absolute path`);
+    if (spec.rootfs !== 'host' && !isWritablePath(path)) {
+      throw new ContainerError(`${what} ${path} is outside /tmp and /home/vcap, which is all the executor reaches in an image root`);
+    }
+  }
+
+  const container: Container = {
+    guid: spec.guid,
+    dir,
+    rootfs: spec.rootfs,
+    portMappings,
+    env: containerEnv,
+    limits: { memoryMb: spec.memoryMb, diskMb: spec.diskMb, nofile: spec.nofile ?? settings.defaultNofile },
+    get outOfMemory() {
+      return outOfMemory;
+    },
+    get destroyed() {
+      return destroyed;
+    },
+
+    run(request) {
+      const source = request.logSource || spec.logSource || '';
+      let sandbox: SandboxProcess | undefined;
+      let failedToStart: ProcessExit | undefined;
+      const started = (async () => {
+        const user = await innerUser(request.user);
+        const nofile = request.nofile && request.nofile > 0 ? request.nofile : container.limits.nofile;
+        const argv = [
+          ...enter(['net', 'mnt']),
+          tools.prlimit,
+          `--nofile=${nofile}:${nofile}`,
+          '--',
+          ...dropPrivileges(),
+          tools.bwrap,
+          ...filesystemArgs(user, 'container', request.dir || CONTAINER_HOME),
+          '--',
+          request.path,
+          ...request.args,
+        ];
+        sandbox = spawnSandbox(argv, {
+          env: processEnv(user, request.env),
+          stdin: 'ignore',
+          stdout: request.suppressLogOutput ? 'ignore' : 'pipe',
+          stderr: request.suppressLogOutput ? 'ignore' : 'pipe',
+          timings: settings.timings,
+          onSpawnError: (error) => log.error({ err: { message: error.message } }, 'process-spawn-failed'),
+        });
+        track(sandbox);
+        if (sandbox.stdout) forwardLines(sandbox.stdout, (message) => spec.logSink({ source, message, stream: 'OUT' }));
+        if (sandbox.stderr) forwardLines(sandbox.stderr, (message) => spec.logSink({ source, message, stream: 'ERR' }));
+        return sandbox;
+      })().catch((error: unknown) => {
+        // Garden refuses such a process at creation; the run action reports it like an exit.
+        spec.logSink({ source, message: (error as Error).message, stream: 'ERR' });
+        failedToStart = { exitStatus: 1 };
+        return undefined;
+      });
+      const exited = started.then((started) => (started ? started.exited : failedToStart!));
+      const handle: ProcessHandle = {
+        exited,
+        async signal(signal) {
+          const running = await started;
+          await running?.signal(signal);
+        },
+        async stop(graceMs = settings.stopGraceMs) {
+          const running = await started;
+          if (running === undefined) return exited;
+          await running.signal('SIGTERM');
+          if (!(await exitsWithin(running, graceMs))) {
+            running.kill();
+            await exitsWithin(running, settings.killWaitMs);
+          }
+          return exited;
+        },
+        kill() {
+          if (sandbox) sandbox.kill();
+          else void started.then((running) => running?.kill());
+        },
+        pids() {
+          return sandbox?.pids() ?? [];
+        },
+      };
+      return handle;
+    },
+
+    async streamIn(archive, to, user, signal) {
+      checkHelperPath(to, 'download destination');
+      const file = await open(archive.path, 'r');
+      try {
+        const extract =
+          archive.format === 'zip'
+            ? // unzip needs to seek; /dev/stdin is the archive file itself here, not a pipe.
+              'mkdir -p -- "$1" && exec unzip -qo /dev/stdin -d "$1"'
+            : `mkdir -p -- "$1" && cd -- "$1" && exec tar -x${archive.format === 'tgz' ? 'z' : ''}f - --no-same-owner`;
+        const { exitStatus, stderr } = await helper(extract, [normalize(to)], user, { stdin: file.fd }, signal);
+        if (exitStatus !== 0) throw new ContainerError(`could not extract the archive into ${to}: ${lastLine(stderr) || `exit status ${exitStatus}`}`);
+      } finally {
+        await file.close();
+      }
+    },
+
+    async streamOut(from, user, destination, signal) {
+      checkHelperPath(from, 'upload source');
+      const pack = 'if [ -d "$1" ]; then cd -- "$1" && exec tar -czf - .; else exec cat -- "$1"; fi';
+      const { exitStatus, stderr } = await helper(pack, [normalize(from)], user, { stdout: destination.fd }, signal);
+      if (exitStatus !== 0) throw new ContainerError(`could not read ${from}: ${lastLine(stderr) || `exit status ${exitStatus}`}`);
+    },
+
+    async readFile(path, maxBytes, user, signal) {
+      checkHelperPath(path, 'file');
+      const { exitStatus, stderr, stdout } = await helper(
+        'exec head -c "$2" -- "$1"',
+        [normalize(path), String(maxBytes)],
+        user,
+        { stdout: 'pipe', maxStdout: maxBytes },
+        signal,
+      );
+      if (exitStatus !== 0) throw new ContainerError(`could not read ${path}: ${lastLine(stderr) || `exit status ${exitStatus}`}`);
+      return stdout;
+    },
+
+    async probeTcp(port, timeoutMs) {
+      // A connection through the published host port always succeeds: pasta accepts it first and
+      // only then connects inside (closing again when nothing listens). So TCP checks connect from
+      // inside the namespace, as Diego's healthcheck does, with bash's /dev/tcp.
+      const argv = [
+        ...enter(['net']),
+        ...dropPrivileges(),
+        tools.timeout,
+        '-s',
+        'KILL',
+        `${Math.max(timeoutMs, 1) / 1000}`,
+        tools.bash,
+        '-c',
+        'exec 3<>"/dev/tcp/127.0.0.1/$1"',
+        'probe',
+        String(port),
+      ];
+      const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: DEFAULT_PATH } });
+      const stderr = tailOf(child.stderr);
+      const status = await new Promise<number>((resolve) => {
+        child.once('error', () => resolve(127));
+        child.once('close', (code, signal) => resolve(code ?? (signal ? 137 : 1)));
+      });
+      if (status === 0) return undefined;
+      if (status === 137) return `timed out after ${timeoutMs}ms`;
+      return /refused/i.test(stderr()) ? 'connection refused' : lastLine(stderr()) || `exit status ${status}`;
+    },
+
+    usage() {
+      return treeUsage(livePids());
+    },
+
+    async diskBytes() {
+      return destroyed ? 0 : directoryBytes(dir);
+    },
+
+    processIds() {
+      return [...live].flatMap((sandbox) => sandbox.pids());
+    },
+
+    async destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      await removeEverything();
+      log.info({}, 'container-destroyed');
+    },
+  };
+  return container;
+}
+
+async function checkImageRoot(root: string): Promise<void> {
+  if (!isAbsolute(root)) throw new ContainerError(`rootfs ${root} is not an absolute path`);
+  for (const needed of ['tmp', 'home']) {
+    const info = await stat(join(root, needed)).catch(() => undefined);
+    if (!info?.isDirectory()) throw new ContainerError(`rootfs ${root} has no /${needed} directory to mount the container's own on`);
+  }
+}
+
+function isWritablePath(path: string): boolean {
+  const normalized = normalize(path);
+  return WRITABLE_ROOTS.some((root) => normalized === root || normalized.startsWith(`${root}/`));
+}
+
+/** The last bytes a stream wrote, for error messages. */
+function tailOf(stream: Readable | null): () => string {
+  let tail = '';
+  stream?.on('data', (chunk: Buffer) => {
+    tail = (tail + chunk.toString('utf8')).slice(-MAX_STDERR_TAIL);
+  });
+  return () => tail.trim();
+}
+
+/** pasta's own messages, without its complaints about a missing syslog. */
+function pastaMessages(stream: Readable): () => string {
+  const tail = tailOf(stream);
+  return () =>
+    tail()
+      .split('\n')
+      .filter((line) => line.trim() !== '' && !line.startsWith('Failed to send'))
+      .join('; ');
+}
+
+function lastLine(text: string): string {
+  const lines = text.trim().split('\n');
+  return lines[lines.length - 1]?.trim() ?? '';
+}
+
+/** Bytes the directory takes on disk (allocated blocks), visiting at most MAX_DISK_WALK_ENTRIES entries. */
+async function directoryBytes(root: string): Promise<number> {
+  let total = 0;
+  let visited = 0;
+  const pending = [root];
+  while (pending.length > 0 && visited < MAX_DISK_WALK_ENTRIES) {
+    const dir = pending.pop()!;
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries) {
+      visited += 1;
+      const path = join(dir, entry.name);
+      const info = await lstat(path).catch(() => undefined);
+      if (info === undefined) continue;
+      total += info.blocks * 512;
+      if (entry.isDirectory()) pending.push(path);
+    }
+  }
+  return total;
+}
