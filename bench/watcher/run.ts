@@ -79,13 +79,15 @@ try {
   const interval = 1000 / RATE;
   const started = performance.now();
   const calls: Promise<void>[] = [];
+  const callTimes: number[] = [];
   for (let n = 0; n < instances.length; n++) {
     const due = started + n * interval;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
     const { guid, index, instanceKey } = instances[n]!;
-    sentAt.set(`${guid}/${index}/1`, performance.now());
-    calls.push(cell.crash({ processGuid: guid, index, domain: 'cf-apps' }, instanceKey, 'bench crash'));
+    const sent = performance.now();
+    sentAt.set(`${guid}/${index}/1`, sent);
+    calls.push(cell.crash({ processGuid: guid, index, domain: 'cf-apps' }, instanceKey, 'bench crash').then(() => void callTimes.push(performance.now() - sent)));
   }
   await Promise.all(calls);
   const achievedRate = instances.length / ((performance.now() - started) / 1000);
@@ -116,6 +118,8 @@ try {
 
   console.log(`bench/watcher: ${instances.length} crashes at ${achievedRate.toFixed(0)}/s (target ${RATE}/s), legacy reports to CC`);
   console.log(`crash → CC latency   p50 ${q(latencies, 0.5).toFixed(1)} ms   p99 ${q(latencies, 0.99).toFixed(1)} ms   max ${latencies.at(-1)?.toFixed(1)} ms   lost ${lost}   (goal p99 < 50 ms, zero loss)`);
+  callTimes.sort((a, b) => a - b);
+  console.log(`  of which the crash call itself (cell → BBS answer)   p50 ${q(callTimes, 0.5).toFixed(1)} ms   p99 ${q(callTimes, 0.99).toFixed(1)} ms`);
   console.log(`outbox drain         ${DRAIN} reports in ${drainSeconds.toFixed(2)} s (${(DRAIN / drainSeconds).toFixed(0)} reports/s), delivered ${drained}, left ${outbox.depth()}`);
   outbox.close();
   bbs.close();
