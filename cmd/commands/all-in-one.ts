@@ -141,6 +141,7 @@ export default defineCommand({
         listenAddress: flags.listenAddress,
         logger: log,
         metrics,
+        gateway: { maxBodyBytes: flags.maxRequestBodyBytes, maxHeaderBytes: flags.maxHeaderBytes, callTimeoutMs: flags.callTimeout },
       });
       started.push(served);
       lines.push(`  gateway       ${served.restUrl}   (every CC route)`);

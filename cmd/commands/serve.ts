@@ -3,7 +3,7 @@
 // with in-process dispatch, as the original daemons served HTTP themselves.
 import { ServerError, Status, type TsProtoServiceDefinition } from 'nice-grpc';
 import { inProcessDispatcher, type ServiceBinding } from '../../gateway/dispatch.js';
-import { startGateway } from '../../gateway/server.js';
+import { startGateway, type GatewayOptions } from '../../gateway/server.js';
 import type { Stoppable } from '../../lib/daemon.js';
 import { splitHostPort } from '../../lib/flags.js';
 import { startGrpcServer } from '../../lib/grpc.js';
@@ -22,6 +22,8 @@ export async function serveServices(options: {
   logger: Logger;
   /** Served on the REST listener as GET /metrics. */
   metrics?: Registry;
+  /** Limits and deadlines of the REST listener (the gateway's defaults otherwise). */
+  gateway?: Pick<GatewayOptions, 'maxBodyBytes' | 'maxHeaderBytes' | 'callTimeoutMs'>;
 }): Promise<Stoppable & { grpcAddress: string; restUrl: string }> {
   const log = options.logger;
   const grpcAt = splitHostPort(options.grpcListenAddress);
@@ -36,7 +38,7 @@ export async function serveServices(options: {
     dispatcher: inProcessDispatcher(s.definition, s.implementation as Record<string, unknown>, log),
   }));
   const restAt = splitHostPort(options.listenAddress);
-  const rest = await startGateway({ services: bindings, logger: log, host: restAt.host, port: restAt.port, metrics: options.metrics });
+  const rest = await startGateway({ ...options.gateway, services: bindings, logger: log, host: restAt.host, port: restAt.port, metrics: options.metrics });
   return {
     grpcAddress: grpc.address,
     restUrl: rest.url,
