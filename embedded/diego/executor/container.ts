@@ -40,13 +40,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, chown, lstat, mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { isAbsolute, join, normalize } from 'node:path';
+import { basename, isAbsolute, join, normalize } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EnvironmentVariable } from '../../../gen/diego/bbs/v1/container.js';
 import type { Logger } from '../../../lib/log.js';
 import { forwardLines } from './lines.js';
-import { listeningPorts, treeUsage } from './proc.js';
+import { childPids, listeningPorts, treeUsage } from './proc.js';
 import { exitsWithin, INFO_FD, spawnSandbox, type ProcessExit, type SandboxProcess, type SandboxTimings } from './sandbox.js';
 import type { SandboxTools } from './tools.js';
 import type { LogSink, PortMapping } from './types.js';
@@ -331,8 +331,8 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
       { env: { PATH: DEFAULT_PATH }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', timings: settings.timings },
     );
     const holderTail = tailOf(holder.stderr);
-    netnsPid = await holder.init;
-    if (netnsPid === undefined) throw new ContainerError(`could not create the container's network namespace: ${holderTail() || 'bwrap exited'}`);
+    netnsPid = await holderCommandPid(holder, basename(tools.sleep), settings.networkReadyTimeoutMs);
+    if (netnsPid === undefined) throw new ContainerError(`could not create the container's namespaces: ${holderTail() || 'bwrap exited'}`);
     ({ pasta, hostPorts } = await startNetwork(netnsPid));
   } catch (error) {
     await removeEverything();
@@ -732,6 +732,25 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
     },
   };
   return container;
+}
+
+/**
+ * The pid of the holder's command once bwrap has exec'd it. Only then are its namespaces
+ * complete (bwrap reports its init before setting the mounts up), and only an exec'd process is
+ * dumpable, which pasta, having dropped CAP_SYS_PTRACE, needs to open its /proc/<pid>/ns/net.
+ */
+async function holderCommandPid(holder: SandboxProcess, command: string, timeoutMs: number): Promise<number | undefined> {
+  const init = await holder.init;
+  if (init === undefined) return undefined;
+  const deadline = Date.now() + timeoutMs;
+  while (!holder.done && Date.now() < deadline) {
+    for (const pid of childPids(init)) {
+      const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+      if (comm.trim() === command) return pid;
+    }
+    await sleep(2);
+  }
+  return undefined;
 }
 
 async function checkImageRoot(root: string): Promise<void> {
