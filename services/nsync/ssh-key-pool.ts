@@ -1,7 +1,7 @@
 // SSH key pairs for LRPs with allow_ssh, made ahead of need. An RSA 2048 key takes ~150 ms of
 // CPU; made synchronously in a request it would stall every other request of the process, so
 // the pool makes them asynchronously on libuv's thread pool and hands one out at once. Only
-// when the pool is empty (a burst larger than it) is a key made on the spot.
+// when the pool is empty (the first key, or a burst larger than it) is a key made on the spot.
 import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
 import { generateSshKeyPair, sshKeyPairFromPrivateKey, type SshKeyPair, type SshKeyPairGenerator } from './recipe/index.js';
@@ -51,8 +51,9 @@ export function createSshKeyPool(options: SshKeyPoolOptions = {}): SshKeyPool {
         .finally(() => making--);
     }
   }
-  refill();
 
+  // Nothing is made until the first key is taken: a process that never desires an LRP with
+  // SSH (or a bulker pass with nothing missing) spends no CPU on keys.
   return {
     take() {
       const pair = ready.shift() ?? fallback();

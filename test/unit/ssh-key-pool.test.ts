@@ -9,9 +9,12 @@ test('keys are made ahead, handed out at once, and the pool refills', async () =
   let fallbacks = 0;
   const pool = createSshKeyPool({ size: 3, generate: async () => pair(++made), fallback: () => pair(-++fallbacks) });
   await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(made, 0, 'nothing is made before the first key is asked for');
+  assert.equal(pool.take().fingerprint, 'fp--1', 'the first key is made on the spot');
+  await new Promise((resolve) => setImmediate(resolve));
   assert.equal(pool.available, 3);
   const taken = [pool.take(), pool.take(), pool.take(), pool.take()];
-  assert.deepEqual(taken.map((p) => p.fingerprint), ['fp-1', 'fp-2', 'fp-3', 'fp--1'], 'an empty pool falls back to making one on the spot');
+  assert.deepEqual(taken.map((p) => p.fingerprint), ['fp-1', 'fp-2', 'fp-3', 'fp--2'], 'an empty pool falls back to making one on the spot');
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(pool.available, 3, 'refilled');
   pool.close();
@@ -20,6 +23,7 @@ test('keys are made ahead, handed out at once, and the pool refills', async () =
 
 test('the default pool makes real RSA keys off the event loop', async () => {
   const pool = createSshKeyPool({ size: 1 });
+  pool.take();
   const deadline = Date.now() + 20_000;
   while (pool.available === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   const key = pool.take();
