@@ -31,6 +31,23 @@ export const REDACTED_PATHS = [
   '*.routes',
 ];
 
+/**
+ * Secrets recognised by their shape, wherever they sit in a line (inside an error message, a
+ * URL, an argument list): private keys in PEM, passwords in the docker builder's arguments,
+ * credentials in URLs. Applied to every serialized line as the last step before it is written.
+ */
+const SECRET_PATTERNS: [RegExp, string][] = [
+  [/-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g, '[REDACTED PRIVATE KEY]'],
+  [/(-{1,2}(?:dockerPassword|docker-password|password|ccPassword)[= ]+)[^\s",]+/gi, '$1[REDACTED]'],
+  [/(\/\/[^/\s:@"]+:)[^@/\s"]+@/g, '$1[REDACTED]@'],
+];
+
+export function redactSecrets(line: string): string {
+  let out = line;
+  for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
+  return out;
+}
+
 export interface LogOptions {
   level?: string;
   /** Where lines go; defaults to stdout. Tests pass a stream to read the lines back. */
@@ -45,6 +62,7 @@ export function createLogger(options: LogOptions = {}): Logger {
     redact: { paths: REDACTED_PATHS, censor: '[REDACTED]' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    hooks: { streamWrite: redactSecrets },
   };
   return options.destination ? pino(config, options.destination as pino.DestinationStream) : pino(config);
 }
