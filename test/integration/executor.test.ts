@@ -182,7 +182,7 @@ before(async () => {
     killWaitMs: 3000,
     networkPollMs: 5,
     memoryPollMs: 50,
-    downloadTimeoutMs: 3000,
+    downloadTimeoutMs: 1500,
     uploadTimeoutMs: 3000,
     uploadAttempts: 2,
     uploadRetryDelayMs: 10,
@@ -295,6 +295,58 @@ describe('containers', () => {
     assert.equal(outbound.failed, false);
     assert.match(linesOf('NET2')[0]!.message, /^HTTP\/1\.1 200/);
     assert.equal((await server.stop(1000)).exitStatus, 143);
+  });
+});
+
+describe('image roots', () => {
+  /** A root file system that is not the host's: dash and the libraries it loads, and a passwd. */
+  function imageRoot(): string {
+    const image = join(root, 'image');
+    for (const dir of ['bin', 'etc', 'tmp', 'home', 'proc', 'dev']) mkdirSync(join(image, dir), { recursive: true });
+    const dash = execFileSync('readlink', ['-f', '/bin/sh'], { encoding: 'utf8' }).trim();
+    execFileSync('cp', [dash, join(image, 'bin/sh')]);
+    const libraries = execFileSync('ldd', [dash], { encoding: 'utf8' }).match(/\/\S+/g) ?? [];
+    for (const library of libraries) {
+      mkdirSync(join(image, library, '..'), { recursive: true });
+      execFileSync('cp', ['-L', library, join(image, library)]);
+    }
+    writeFileSync(join(image, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\nvcap:x:2001:2001::/home/vcap:/bin/sh\n');
+    return image;
+  }
+
+  test('a container on an image root sees that root, its users and a read-only bind of host files', async () => {
+    const lifecycle = join(root, 'lifecycle');
+    mkdirSync(lifecycle, { recursive: true });
+    writeFileSync(join(lifecycle, 'hello.sh'), 'echo hello from the bound lifecycle\n');
+    const container = await executor.createContainer({
+      guid: guid('image'),
+      rootfs: imageRoot(),
+      env: [],
+      ports: [],
+      memoryMb: 0,
+      diskMb: 0,
+      logSink,
+      hostServicePorts: [],
+      readOnlyBinds: [{ hostPath: lifecycle, containerPath: '/tmp/lifecycle' }],
+    });
+    try {
+      const script = [
+        '. /tmp/lifecycle/hello.sh',
+        'while read key value rest; do [ "$key" = "Uid:" ] && echo "uid $value"; done < /proc/self/status',
+        '[ -e /usr/bin/node ] || echo "no host node"',
+        'read line < /tmp/dl/hello.txt; echo "$line"',
+      ].join('; ');
+      const result = await executor.actions.run(serial(download(url('/hello.tgz'), '/tmp/dl'), sh(script)), {
+        container,
+        signal: new AbortController().signal,
+        logSource: 'IMG',
+        logSink,
+      });
+      assert.equal(result.failed, false, result.failureReason);
+      assert.deepEqual(linesOf('IMG').map((line) => line.message).slice(0, 4), ['hello from the bound lifecycle', 'uid 2001', 'no host node', 'hello from a tgz']);
+    } finally {
+      await container.destroy();
+    }
   });
 });
 
@@ -415,7 +467,7 @@ describe('actions', () => {
     const missing = await perform(download(url('/missing.tgz'), '/tmp/bad4'), 'DLF');
     assert.match(missing.failureReason, /^Downloading failed: GET http:\/\/127\.0\.0\.1:\d+\/missing\.tgz: HTTP 404 Not Found: no such file$/);
     const slow = await perform(Action.fromPartial({ timeoutAction: { action: download(url('/slow'), '/tmp/bad5'), timeoutMs: '5000' } }), 'DLF');
-    assert.match(slow.failureReason, /^Downloading failed: GET http:\/\/127\.0\.0\.1:\d+\/slow: timed out after 3000ms$/);
+    assert.match(slow.failureReason, /^Downloading failed: GET http:\/\/127\.0\.0\.1:\d+\/slow: timed out after 1500ms$/);
     const credentials = await perform(download(`http://user:hunter2@127.0.0.1:${port}/missing.tgz?token=abc`, '/tmp/bad6'), 'DLF');
     assert.ok(!credentials.failureReason.includes('hunter2') && !credentials.failureReason.includes('token'), 'no credentials in failure reasons');
     assert.equal(hits.at(-1)!.headers.authorization, `Basic ${Buffer.from('user:hunter2').toString('base64')}`);
@@ -586,7 +638,8 @@ describe('app instances', () => {
   });
 
   test('stopping an instance sends its app SIGTERM, whose handler runs', async () => {
-    const app = start(appLrp(), 1);
+    const httpLiveness = { checks: [{ httpCheck: { port: 8080, path: '/', requestTimeoutMs: '500', intervalMs: '100' } }], readinessChecks: [] };
+    const app = start(appLrp({ checkDefinition: httpLiveness }), 1);
     await waitFor('running', app.net);
     const earlier = linesOf('APP/PROC/WEB').filter((line) => line.message === 'got SIGTERM').length;
     await app.instance.stop();
@@ -594,6 +647,16 @@ describe('app instances', () => {
     assert.equal(linesOf('APP/PROC/WEB').filter((line) => line.message === 'got SIGTERM').length, earlier + 1);
     assert.equal(app.crash(), undefined, 'a stopped instance does not crash');
     assert.deepEqual(app.instance.processIds(), []);
+  });
+
+  test('an instance whose liveness check starts failing crashes as unhealthy', async () => {
+    const liveness = { checks: [{ httpCheck: { port: 8080, path: '/ready', requestTimeoutMs: '500', intervalMs: '50' } }], readinessChecks: [] };
+    const app = start(appLrp({ checkDefinition: liveness }), 4);
+    const net = await waitFor('running', app.net);
+    await fetch(`http://127.0.0.1:${net.ports[0]!.hostPort}/unready`);
+    await app.instance.done;
+    assert.equal(app.crash(), "Instance became unhealthy: Failed to make HTTP request to '/ready' on port 8080: received status code 503");
+    assert.ok(linesOf('CELL').some((line) => line.message === 'Container became unhealthy'));
   });
 
   test('the legacy monitor action is polled until healthy; an app that never listens is never healthy', async () => {

@@ -1,26 +1,36 @@
 // A container of the embedded cell: bubblewrap sandboxes sharing one network namespace that pasta
 // wires to the host.
 //
-// The shape, and why (each step was tried on Debian 12 with bubblewrap 0.8 and passt 2023-03):
+// The shape, and why (each form was tried on Debian 12 with bubblewrap 0.8 and passt 2023-03,
+// as root):
 //
-//   holder   bwrap --die-with-parent --unshare-net --unshare-pid --ro-bind / / --info-fd 3 -- sleep infinity
-//            Owns the container's network namespace for its whole life; its init's host pid (from
-//            --info-fd) names the namespace: /proc/<pid>/ns/net.
+//   holder   bwrap --die-with-parent --unshare-net --unshare-pid --ro-bind / / --bind /proc /proc
+//                --dev /dev --tmpfs /run --bind <dir>/tmp /run/ccbridge/tmp --bind <dir>/home
+//                /run/ccbridge/home [--ro-bind <image root> /run/ccbridge/root] -- sleep infinity
+//            Owns the container's network namespace and a "staging" mount namespace for its whole
+//            life. Its sleep's host pid names both: /proc/<pid>/ns/{net,mnt}.
 //   network  setpriv --pdeathsig KILL -- pasta --runas 0 --config-net --no-map-gw -f -q -u none -U none
 //                -t 127.0.0.1/<host port>:<container port> ... -T <service port>,... --netns /proc/<pid>/ns/net
 //            pasta attaches to that namespace, gives it a tap interface, publishes each container
 //            port on a free host port of 127.0.0.1 (-t) and makes each host service port reachable
 //            inside as 127.0.0.1:<same port> (-T). --no-map-gw keeps the gateway address from
-//            reaching the host, so -T is the only way out to host services.
-//   process  nsenter --net=/proc/<pid>/ns/net -- prlimit --nofile=N:N -- setpriv --reuid=<uid>
-//                --regid=<gid> --clear-groups -- bwrap --die-with-parent --new-session --unshare-user
-//                --uid <u> --gid <g> --unshare-pid ... --ro-bind <root> / --bind <dir>/tmp /tmp
-//                --bind <dir>/home /home/vcap --proc /proc --dev /dev --chdir <dir> --info-fd 3 -- <path> <args>
-//            Every run action is a sandbox of its own in the shared network namespace: a fresh
-//            pid namespace per process, so stopping a process takes everything it started with it,
-//            and all of them see the same /tmp and /home/vcap because those are binds of the same
-//            host directories. nsenter, prlimit and setpriv exec into each other, so bwrap is the
-//            executor's direct child and --die-with-parent holds.
+//            reaching the host, so -T is the only way to host services. The executor knows pasta
+//            is ready from its listening sockets (/proc/net/tcp on both sides).
+//   process  nsenter --net=/proc/<pid>/ns/net --mount=/proc/<pid>/ns/mnt -- prlimit --nofile=N:N --
+//                setpriv --reuid=<uid> --regid=<gid> --clear-groups -- bwrap --die-with-parent
+//                --new-session --unshare-user --uid <u> --gid <g> --unshare-pid --unshare-ipc ...
+//                --ro-bind <root> / --bind /run/ccbridge/tmp /tmp --bind /run/ccbridge/home /home/vcap
+//                --proc /proc --dev /dev --chdir <dir> --info-fd 3 -- <path> <args>
+//            Every run action is a sandbox of its own in the shared network namespace: a fresh pid
+//            namespace per process, so stopping a process takes everything it started with it,
+//            and all of them share /tmp and /home/vcap, binds of the same host directories.
+//            nsenter, prlimit and setpriv exec into each other, so bwrap is the executor's direct
+//            child and --die-with-parent holds.
+//
+// Why the staging mount namespace: sandbox bwrap runs as the unprivileged container uid and opens
+// every bind source with that uid's permissions; the data directory may sit where it may not
+// walk (under /root, say). The holder, as root, binds the container's directories on a tmpfs
+// anyone may walk, and sandboxes bind from there.
 //
 // Forms that do not work as root with this pasta: `pasta -- bwrap ...` (pasta makes a user
 // namespace, drops to nobody and may then not write its uid map), pasta attaching by pid (it
@@ -29,7 +39,8 @@
 // 0600 on some hosts). With --runas 0 pasta still drops to CAP_NET_BIND_SERVICE + CAP_SYS_ADMIN,
 // sets no_new_privs and a seccomp filter once the namespace is set up. It does not notice its
 // target namespace going away, so the executor kills it, and setpriv's --pdeathsig kills it
-// should the executor die first.
+// should the executor die first. A TCP connection through a published port always succeeds
+// (pasta accepts before it connects inside), so TCP health checks connect from inside instead.
 //
 // Container processes run on the host as one unprivileged uid (hostUid): inside their own user
 // namespace that uid is vcap (2000) or root (0) as the run action asks, with no capability
@@ -347,11 +358,16 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
   log.info({ ports: portMappings, rootfs: spec.rootfs, memory_mb: spec.memoryMb, disk_mb: spec.diskMb }, 'container-created');
 
   async function startNetwork(pid: number): Promise<{ pasta: ChildProcess; hostPorts: number[] }> {
+    // pasta would listen on such a port inside, and the app could no longer listen on it.
+    const serviceForwards = [...new Set(spec.hostServicePorts)].filter((port) => !spec.ports.includes(port));
+    if (serviceForwards.length < new Set(spec.hostServicePorts).size) {
+      log.error({ host_service_ports: spec.hostServicePorts, ports: spec.ports }, 'host-service-port-is-a-container-port');
+    }
     let lastError = '';
     for (let attempt = 1; attempt <= settings.portAttempts; attempt += 1) {
       const ports = await settings.ports.allocate(spec.ports.length);
       const forwards = spec.ports.flatMap((containerPort, index) => ['-t', `127.0.0.1/${ports[index]}:${containerPort}`]);
-      const services = [...new Set(spec.hostServicePorts)];
+      const services = serviceForwards;
       const child = spawn(
         tools.setpriv,
         [
@@ -755,7 +771,8 @@ async function holderCommandPid(holder: SandboxProcess, command: string, timeout
 
 async function checkImageRoot(root: string): Promise<void> {
   if (!isAbsolute(root)) throw new ContainerError(`rootfs ${root} is not an absolute path`);
-  for (const needed of ['tmp', 'home']) {
+  // Mount points bwrap cannot create in a read-only root.
+  for (const needed of ['tmp', 'home', 'proc', 'dev']) {
     const info = await stat(join(root, needed)).catch(() => undefined);
     if (!info?.isDirectory()) throw new ContainerError(`rootfs ${root} has no /${needed} directory to mount the container's own on`);
   }
