@@ -33,7 +33,7 @@ import type { Logger } from '../../../lib/log.js';
 import type { Container } from './container.js';
 import { sniffArchive, type Downloaded, type Downloader } from './download.js';
 import type { Uploader } from './upload.js';
-import { CANCELLED_REASON, displayUrl, failure, goDuration, humanBytes, OK, type ActionResult, type LogSink } from './types.js';
+import { CANCELLED_REASON, displayUrl, failure, goDuration, guarded, humanBytes, OK, type ActionResult, type LogSink } from './types.js';
 
 export interface ActionRunnerOptions {
   downloader: Downloader;
@@ -114,7 +114,11 @@ export function createActionRunner(options: ActionRunnerOptions): ActionRunner {
   const log = options.logger.child({ session: 'executor.actions' });
 
   const emit = (context: ActionContext, message: string, stream: 'OUT' | 'ERR' = 'OUT') =>
-    context.logSink({ source: context.logSource, message, stream });
+    guarded(context.logSink, (error) => log.error({ err: { message: (error as Error).message } }, 'log-sink-failed'))({
+      source: context.logSource,
+      message,
+      stream,
+    });
 
   async function perform(action: Action | undefined, context: ActionContext): Promise<ActionResult> {
     if (context.signal.aborted) return CANCELLED;

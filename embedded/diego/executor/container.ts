@@ -60,7 +60,7 @@ import { forwardLines } from './lines.js';
 import { childPids, listeningPorts, treeUsage } from './proc.js';
 import { exitsWithin, INFO_FD, spawnSandbox, type ProcessExit, type SandboxProcess, type SandboxTimings } from './sandbox.js';
 import type { SandboxTools } from './tools.js';
-import type { LogSink, PortMapping } from './types.js';
+import { guarded, type LogSink, type PortMapping } from './types.js';
 
 export type { ProcessExit } from './sandbox.js';
 
@@ -241,6 +241,7 @@ interface InnerUser {
 export async function createContainer(spec: ContainerSpec, settings: SandboxSettings): Promise<Container> {
   if (!GUID_PATTERN.test(spec.guid)) throw new ContainerError(`invalid container guid "${spec.guid}"`);
   const log = settings.logger.child({ session: 'executor.container', container_guid: spec.guid });
+  const logSink = guarded(spec.logSink, (error) => log.error({ err: { message: (error as Error).message } }, 'log-sink-failed'));
   const { tools } = settings;
   const rootPath = spec.rootfs === 'host' ? '/' : spec.rootfs;
   if (spec.rootfs !== 'host') await checkImageRoot(rootPath);
@@ -627,12 +628,12 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
           onSpawnError: (error) => log.error({ err: { message: error.message } }, 'process-spawn-failed'),
         });
         track(sandbox);
-        if (sandbox.stdout) forwardLines(sandbox.stdout, (message) => spec.logSink({ source, message, stream: 'OUT' }));
-        if (sandbox.stderr) forwardLines(sandbox.stderr, (message) => spec.logSink({ source, message, stream: 'ERR' }));
+        if (sandbox.stdout) forwardLines(sandbox.stdout, (message) => logSink({ source, message, stream: 'OUT' }));
+        if (sandbox.stderr) forwardLines(sandbox.stderr, (message) => logSink({ source, message, stream: 'ERR' }));
         return sandbox;
       })().catch((error: unknown) => {
         // Garden refuses such a process at creation; the run action reports it like an exit.
-        spec.logSink({ source, message: (error as Error).message, stream: 'ERR' });
+        logSink({ source, message: (error as Error).message, stream: 'ERR' });
         failedToStart = { exitStatus: 1 };
         return undefined;
       });

@@ -21,7 +21,7 @@ import type { ActionContext, ActionRunner } from './actions.js';
 import { checkPorts, prepareCheck, runChecks, type CheckDefaults, type PreparedCheck } from './checks.js';
 import type { Container, ContainerSpec, Rootfs } from './container.js';
 import { CLOCK_TICKS_PER_SECOND } from './proc.js';
-import { goDuration, type LogSink, type MetricsSink, type PortMapping } from './types.js';
+import { goDuration, guarded, type LogSink, type MetricsSink, type PortMapping } from './types.js';
 
 export interface LrpRunnerOptions {
   createContainer(spec: Omit<ContainerSpec, 'dataDir'>): Promise<Container>;
@@ -134,9 +134,18 @@ export function createLrpRunner(options: LrpRunnerOptions): LrpRunner {
   const log = options.logger.child({ session: 'executor.lrp' });
 
   return {
-    startLrpInstance(request) {
-      const { desiredLrp: lrp, index, instanceGuid } = request;
+    startLrpInstance(unguarded) {
+      const { desiredLrp: lrp, index, instanceGuid } = unguarded;
       const instanceLog = log.child({ process_guid: lrp.processGuid, index, instance_guid: instanceGuid });
+      const report = (what: string) => (error: unknown) => instanceLog.error({ err: { message: (error as Error).message } }, `${what}-failed`);
+      const request = {
+        ...unguarded,
+        logSink: guarded(unguarded.logSink, report('log-sink')),
+        metricsSink: unguarded.metricsSink && guarded(unguarded.metricsSink, report('metrics-sink')),
+        onRunning: guarded(unguarded.onRunning, report('on-running')),
+        onReadinessChanged: unguarded.onReadinessChanged && guarded(unguarded.onReadinessChanged, report('on-readiness-changed')),
+        onCrashed: guarded(unguarded.onCrashed, report('on-crashed')),
+      };
       const stopping = new AbortController();
       let state: LrpInstanceState = 'starting';
       let container: Container | undefined;
@@ -342,22 +351,21 @@ export function createLrpRunner(options: LrpRunnerOptions): LrpRunner {
         }
         cellLine(`Cell ${options.cellId} successfully created container for instance ${instanceGuid}`);
         const stopMetrics = sampleMetrics(container);
-        let crashReason: string | undefined;
         try {
-          if (!stopping.signal.aborted) crashReason = await runInstance(container);
+          const crashReason = stopping.signal.aborted ? undefined : await runInstance(container);
+          if (crashReason !== undefined && !stopping.signal.aborted) {
+            state = 'crashed';
+            instanceLog.info({ reason: crashReason }, 'instance-crashed');
+            request.onCrashed(crashReason);
+          } else {
+            state = 'stopped';
+          }
         } finally {
           stopMetrics();
+          cellLine(`Cell ${options.cellId} destroying container for instance ${instanceGuid}`);
+          await container.destroy();
+          cellLine(`Cell ${options.cellId} successfully destroyed container for instance ${instanceGuid}`);
         }
-        if (crashReason !== undefined && !stopping.signal.aborted) {
-          state = 'crashed';
-          instanceLog.info({ reason: crashReason }, 'instance-crashed');
-          request.onCrashed(crashReason);
-        } else {
-          state = 'stopped';
-        }
-        cellLine(`Cell ${options.cellId} destroying container for instance ${instanceGuid}`);
-        await container.destroy();
-        cellLine(`Cell ${options.cellId} successfully destroyed container for instance ${instanceGuid}`);
       })().catch((error: unknown) => {
         // Nothing above throws by design; this keeps a bug from becoming an unhandled rejection.
         instanceLog.error({ err: { message: (error as Error).message } }, 'instance-failed');

@@ -38,6 +38,20 @@ export interface ContainerMetricsSample {
 
 export type MetricsSink = (sample: ContainerMetricsSample) => void;
 
+/**
+ * fn, except that what it throws is handed to onError: a sink or callback that throws must not
+ * stop the executor from cleaning up (or crash the process from a stream's event handler).
+ */
+export function guarded<A extends unknown[]>(fn: (...args: A) => void, onError: (error: unknown) => void): (...args: A) => void {
+  return (...args) => {
+    try {
+      fn(...args);
+    } catch (error) {
+      onError(error);
+    }
+  };
+}
+
 export const OK: ActionResult = Object.freeze({ failed: false, failureReason: '' });
 
 export function failure(failureReason: string): ActionResult {
