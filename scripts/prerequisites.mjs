@@ -3,8 +3,15 @@
 // and `npm test`. Missing ones are installed with apt-get when running as root; otherwise this
 // stops with the exact command to run.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
-/** Debian package -> the command that proves it is installed. */
+/**
+ * Debian package -> what proves it is installed, one of:
+ *   command: a program on PATH (`command -v`);
+ *   file:    a file the package ships, for packages without a program (headers, .proto files);
+ *   check:   a shell command that succeeds once the package is there, for Python modules and
+ *            anything else that is neither.
+ */
 export const PREREQUISITES = [
   // TLS material for the mTLS tests and for generating development certificates.
   { pkg: 'openssl', command: 'openssl' },
@@ -13,14 +20,30 @@ export const PREREQUISITES = [
   { pkg: 'passt', command: 'pasta' },
   // Zip archives in Download actions (buildpacks are often zips); tar is always there.
   { pkg: 'unzip', command: 'unzip' },
+  // Generating clients in other languages (scripts/python-client.sh and its test): protoc, its
+  // gRPC plugins, and the well-known types (timestamp, descriptor...) that our protos import.
+  { pkg: 'protobuf-compiler', command: 'protoc' },
+  { pkg: 'protobuf-compiler-grpc', command: 'grpc_python_plugin' },
+  { pkg: 'libprotobuf-dev', file: '/usr/include/google/protobuf/descriptor.proto' },
+  // The Python runtime of the generated client. Checked with Debian's own interpreter: another
+  // python3 earlier on PATH (pyenv, a virtualenv) does not see Debian's packages.
+  { pkg: 'python3-grpcio', check: '/usr/bin/python3 -c "import grpc"' },
+  { pkg: 'python3-protobuf', check: '/usr/bin/python3 -c "import google.protobuf"' },
 ];
 
-function has(command) {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+function succeeds(shell) {
+  return spawnSync('sh', ['-c', shell], { stdio: 'ignore' }).status === 0;
+}
+
+function installed({ command, file, check }) {
+  if (command !== undefined) return succeeds(`command -v ${command}`);
+  if (file !== undefined) return existsSync(file);
+  if (check !== undefined) return succeeds(check);
+  throw new Error('a prerequisite needs a command, file or check');
 }
 
 export function missingPackages() {
-  return PREREQUISITES.filter(({ command }) => !has(command)).map(({ pkg }) => pkg);
+  return PREREQUISITES.filter((prerequisite) => !installed(prerequisite)).map(({ pkg }) => pkg);
 }
 
 function main() {
