@@ -16,7 +16,7 @@
 // Process arguments and environments never reach a log line: they carry credentials.
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import type {
   Action,
   CodependentAction,
@@ -161,7 +161,7 @@ export function createActionRunner(options: ActionRunnerOptions): ActionRunner {
       });
       const format = await sniffArchive(fetched.path);
       if (format === undefined) throw new Error(`${displayUrl(model.from)} is not a .tgz, .tar or .zip archive`);
-      await context.container.streamIn({ path: fetched.path, format }, model.to, model.user || DEFAULT_USER, context.signal);
+      await context.container.streamIn({ path: fetched.path, format }, streamInPath(model.to), model.user || DEFAULT_USER, context.signal);
       if (model.artifact) emit(context, `Downloaded ${model.artifact} (${humanBytes(fetched.size)})`);
       log.info({ container_guid: context.container.guid, url: displayUrl(model.from), from_cache: fetched.fromCache, bytes: fetched.size }, 'downloaded');
       return OK;
@@ -316,4 +316,12 @@ export function createActionRunner(options: ActionRunnerOptions): ActionRunner {
   return {
     run: (action, context) => perform(action, context),
   };
+}
+
+/**
+ * Where a download lands: Garden streams a relative path in from the user's home directory, and
+ * recipes rely on it (a buildpack app's droplet is unpacked into "." = /home/vcap).
+ */
+function streamInPath(to: string): string {
+  return posix.isAbsolute(to) ? to : posix.join('/home/vcap', to);
 }

@@ -257,7 +257,9 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
   // and must not reach another's through the read-only host root.
   await mkdir(containersDir, { recursive: true, mode: 0o700 });
   await chmod(containersDir, 0o700);
-  await mkdir(dir, { mode: 0o700 });
+  await mkdir(dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+    throw error.code === 'EEXIST' ? new ContainerError(`a container ${spec.guid} exists already`) : error;
+  });
   const tmpDir = join(dir, 'tmp');
   const homeDir = join(dir, 'home');
   await mkdir(tmpDir);
@@ -286,7 +288,7 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
     if (holder) waits.push(exitsWithin(holder, settings.killWaitMs));
     if (pasta && pasta.exitCode === null && pasta.signalCode === null) {
       const child = pasta;
-      waits.push(Promise.race([new Promise((resolve) => child.once('exit', resolve)), sleep(settings.killWaitMs)]));
+      waits.push(settledWithin(new Promise((resolve) => child.once('exit', resolve)), settings.killWaitMs));
     }
     await Promise.all(waits);
     settings.ports.release(hostPorts);
@@ -343,7 +345,7 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
       { env: { PATH: DEFAULT_PATH }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', timings: settings.timings },
     );
     const holderTail = tailOf(holder.stderr);
-    netnsPid = await holderCommandPid(holder, basename(tools.sleep), settings.networkReadyTimeoutMs);
+    netnsPid = await holderCommandPid(holder, basename(tools.sleep), settings.networkReadyTimeoutMs, settings.networkPollMs);
     if (netnsPid === undefined) throw new ContainerError(`could not create the container's namespaces: ${holderTail() || 'bwrap exited'}`);
     ({ pasta, hostPorts } = await startNetwork(netnsPid));
   } catch (error) {
@@ -756,7 +758,7 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
  * complete (bwrap reports its init before setting the mounts up), and only an exec'd process is
  * dumpable, which pasta, having dropped CAP_SYS_PTRACE, needs to open its /proc/<pid>/ns/net.
  */
-async function holderCommandPid(holder: SandboxProcess, command: string, timeoutMs: number): Promise<number | undefined> {
+async function holderCommandPid(holder: SandboxProcess, command: string, timeoutMs: number, pollMs: number): Promise<number | undefined> {
   const init = await holder.init;
   if (init === undefined) return undefined;
   const deadline = Date.now() + timeoutMs;
@@ -765,7 +767,7 @@ async function holderCommandPid(holder: SandboxProcess, command: string, timeout
       const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
       if (comm.trim() === command) return pid;
     }
-    await sleep(2);
+    await sleep(pollMs);
   }
   return undefined;
 }
@@ -782,6 +784,13 @@ async function checkImageRoot(root: string): Promise<void> {
 function isWritablePath(path: string): boolean {
   const normalized = normalize(path);
   return WRITABLE_ROOTS.some((root) => normalized === root || normalized.startsWith(`${root}/`));
+}
+
+/** Waits for the promise at most ms, leaving no timer behind. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  const timer = new AbortController();
+  await Promise.race([promise, sleep(ms, undefined, { signal: timer.signal }).catch(() => undefined)]);
+  timer.abort();
 }
 
 /** The last bytes a stream wrote, for error messages. */
