@@ -30,6 +30,7 @@ export { CANCELLED_REASON, type ActionResult, type ContainerMetricsSample, type 
 export const DEFAULT_STACK = 'cflinuxfs4';
 
 export interface ExecutorOptions {
+  /** This executor's alone (one per cell): what a previous run left in it is removed at creation. */
   dataDir: string;
   logger: Logger;
   /** Named in the CELL log lines of app instances. */
