@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogCacheClient } from '../../clients/logcache/client.js';
 import { startEmbeddedDiego } from '../../embedded/diego/index.js';
+import { startEmbeddedCell } from '../../embedded/diego/cell/index.js';
 import { startEmbeddedLocket } from '../../embedded/locket/index.js';
 import { NsyncServiceDefinition } from '../../gen/cloudfoundry/ccbridge/nsync/v1/nsync.js';
 import { StagerServiceDefinition, type StagerServiceImplementation } from '../../gen/cloudfoundry/ccbridge/stager/v1/stager.js';
@@ -12,7 +13,7 @@ import { TpsServiceDefinition } from '../../gen/cloudfoundry/ccbridge/tps/v1/tps
 import { buildpackUrl, startDevelopmentCloudController } from '../../embedded/cloud-controller/index.js';
 import { startRouter } from '../../embedded/router/index.js';
 import { defineCommand, stopAll, type Stoppable } from '../../lib/daemon.js';
-import { checkListenAddress, splitHostPort, string } from '../../lib/flags.js';
+import { bool, checkListenAddress, int, splitHostPort, string } from '../../lib/flags.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
 import { EXAMPLE_BUILDPACKS, packageBuildpack, packageBuildpackLifecycle } from '../../lifecycles/package.mjs';
 import { startFileServer, startUploader } from '../../services/fileserver/index.js';
@@ -32,6 +33,7 @@ import { tpsFlags } from './tps-listener.js';
 import { watcherFlags } from './tps-watcher.js';
 
 const address = (description: string, value: string) => string(description, value, { check: checkListenAddress });
+const notNegative = (value: number) => (value < 0 ? 'must be 0 or more' : undefined);
 
 // In the all-in-one the development CC drives this process's own gateway.
 const { bridgeURL: _bridgeUrlOfSplitCc, ...developmentCcFlags } = cloudControllerFlags;
@@ -44,6 +46,9 @@ export const allInOneFlags = {
   ...locketFlags,
   fileServerListenAddress: address('host:port of the file server (lifecycle bundles)', '127.0.0.1:8080'),
   uploaderListenAddress: address('host:port of the uploader (droplets and build caches to CC)', '127.0.0.1:9090'),
+  cell: bool('run the embedded Diego\'s cell, which runs tasks and app instances in bubblewrap sandboxes (needs root, bubblewrap and passt); -cell=false runs without one', true),
+  cellMemoryMb: int('memory the cell offers, in MB (0: all of the machine\'s)', 0, { check: notNegative }),
+  cellDiskMb: int('disk the cell offers, in MB (0: the free space under -dataDir)', 0, { check: notNegative }),
   ...developmentCcFlags,
   ...routerFlags,
   ...bbsFlags,
@@ -83,11 +88,13 @@ export default defineCommand({
 
       // Diego: embedded unless -bbsAddress names one.
       let bbsUrl = flags.bbsAddress;
+      let embeddedDiego: Awaited<ReturnType<typeof startEmbeddedDiego>> | undefined;
       if (!bbsUrl) {
         const { host, port } = splitHostPort(flags.bbsListenAddress);
         const diego = await startEmbeddedDiego({ dataDir: dir('diego'), host, port, logger: log });
         started.push({ stop: () => diego.close() });
         bbsUrl = diego.url;
+        embeddedDiego = diego;
       }
       lines.push(`  diego (bbs)   ${bbsUrl}`);
       const bbs = bbsClientFrom(flags, bbsUrl, log);
@@ -203,6 +210,28 @@ export default defineCommand({
         started.push(runWhileLocked({ key: 'tps_watcher_lock', locketAddress, tls: lockTls, ttlMs: flags.lockTTL, retryIntervalMs: flags.lockRetryInterval, work: watcher, logger: log }));
         lines.push('  nsync bulker  running behind the Locket lock');
         lines.push('  tps watcher   running behind the Locket lock');
+      }
+
+      // The cell starts last, once the host services its containers reach are up (it is stopped
+      // first, draining its instances): the file server, the uploader and the development CC's
+      // blobstore, each reachable inside a container as 127.0.0.1:<the same port>.
+      if (embeddedDiego !== undefined && flags.cell) {
+        const hostServicePorts = [fileServer.url, uploader.url, ccUrl]
+          .map((serviceUrl) => new URL(serviceUrl))
+          // Only services listening on this machine can be mapped into a container's loopback.
+          .filter((serviceUrl) => ['127.0.0.1', 'localhost', '0.0.0.0', '[::]', '[::1]'].includes(serviceUrl.hostname))
+          .map((serviceUrl) => Number(serviceUrl.port || (serviceUrl.protocol === 'https:' ? 443 : 80)));
+        const cell = await startEmbeddedCell({
+          diego: embeddedDiego,
+          dataDir: dir('cell'),
+          logger: log,
+          capacity: { memoryMb: flags.cellMemoryMb || undefined, diskMb: flags.cellDiskMb || undefined },
+          hostServicePorts,
+        });
+        started.push({ stop: async () => void (await cell.close({ evacuate: true })) });
+        lines.push(`  cell          ${cell.cellId} (bubblewrap sandboxes)`);
+      } else if (embeddedDiego !== undefined) {
+        lines.push('  cell          none (-cell=false: tasks and instances wait for a cell)');
       }
 
       process.stdout.write(`ccbridge is running (data in ${flags.dataDir})\n${lines.join('\n')}\n`);
