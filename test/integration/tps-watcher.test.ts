@@ -74,13 +74,27 @@ describe('tps watcher', () => {
     await bridge.bbs.desireLrp(desiredLrpFromDesireAppRequest(app, bridge.nsyncRecipe));
   }
 
+  /**
+   * Calls the BBS as a cell does, once more if the connection was one the restarted BBS had
+   * already closed (fetch keeps connections per origin, and the port stays the same).
+   */
+  async function asCell<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return call();
+    }
+  }
+
   /** Claims, starts and crashes one instance, as a cell does; returns the crashed instance guid. */
   async function crash(processGuid: string, index: number, reason = 'Exited with status 1'): Promise<string> {
     const instanceKey = { instanceGuid: `instance-${++instanceNumber}`, cellId: 'cell-1' };
     const key = { processGuid, index, domain: 'cf-apps' };
-    await cell.claim(processGuid, index, instanceKey);
-    await cell.start(key, instanceKey, { address: '127.0.0.1', ports: [{ containerPort: 8080, hostPort: 61000 + index, containerTlsProxyPort: 0, hostTlsProxyPort: 0 }], instanceAddress: '', preferredAddress: 0, instanceIpv6Address: '' });
-    await cell.crash(key, instanceKey, reason);
+    await asCell(() => cell.claim(processGuid, index, instanceKey));
+    await asCell(() => cell.start(key, instanceKey, { address: '127.0.0.1', ports: [{ containerPort: 8080, hostPort: 61000 + index, containerTlsProxyPort: 0, hostTlsProxyPort: 0 }], instanceAddress: '', preferredAddress: 0, instanceIpv6Address: '' }));
+    await asCell(() => cell.crash(key, instanceKey, reason));
     return instanceKey.instanceGuid;
   }
 
