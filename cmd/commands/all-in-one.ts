@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogCacheClient } from '../../clients/logcache/client.js';
 import { startEmbeddedDiego } from '../../embedded/diego/index.js';
-import { startEmbeddedCell } from '../../embedded/diego/cell/index.js';
+import { ExecutorPrerequisiteError, startEmbeddedCell } from '../../embedded/diego/cell/index.js';
 import { startEmbeddedLocket } from '../../embedded/locket/index.js';
 import { NsyncServiceDefinition } from '../../gen/cloudfoundry/ccbridge/nsync/v1/nsync.js';
 import { StagerServiceDefinition, type StagerServiceImplementation } from '../../gen/cloudfoundry/ccbridge/stager/v1/stager.js';
@@ -227,6 +227,9 @@ export default defineCommand({
           logger: log,
           capacity: { memoryMb: flags.cellMemoryMb || undefined, diskMb: flags.cellDiskMb || undefined },
           hostServicePorts,
+        }).catch((error: unknown) => {
+          // The one line a missing prerequisite stops the daemon with also says how to go on without a cell.
+          throw error instanceof ExecutorPrerequisiteError ? new Error(`${error.message} (or start with -cell=false to run without a cell)`) : error;
         });
         started.push({ stop: async () => void (await cell.close({ evacuate: true })) });
         lines.push(`  cell          ${cell.cellId} (bubblewrap sandboxes)`);

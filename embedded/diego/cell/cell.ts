@@ -317,7 +317,7 @@ export async function startEmbeddedCell(options: EmbeddedCellOptions): Promise<E
         await report(call);
       } catch (err) {
         if (err instanceof DiegoError && onRefused !== undefined) onRefused(err);
-        instanceLog(held).info({ err, what }, 'instance-report-refused');
+        instanceLog(held).info({ err, what }, 'instance-report-failed');
       }
     });
   }
@@ -454,6 +454,8 @@ export async function startEmbeddedCell(options: EmbeddedCellOptions): Promise<E
           logger.info({ err, task_guid: task.taskGuid }, 'task-not-started');
           continue;
         }
+        // Closing meanwhile: the BBS fails it as lost with the cell once the cell is gone.
+        if (!accepting) continue;
         // false: this cell runs it already.
         if (shouldStart && !tasks.has(task.taskGuid)) runTask(task);
       }
@@ -468,7 +470,8 @@ export async function startEmbeddedCell(options: EmbeddedCellOptions): Promise<E
           logger.info({ err, process_guid: placement.key.processGuid, index: placement.key.index }, 'instance-not-claimed');
           continue;
         }
-        if (lrps.has(placement.instanceKey.instanceGuid)) continue;
+        // Closing meanwhile: the BBS unclaims it once the cell is gone and places it elsewhere.
+        if (!accepting || lrps.has(placement.instanceKey.instanceGuid)) continue;
         startInstance(placement);
       }
       if (refused.tasks.length + refused.lrps.length > 0) {

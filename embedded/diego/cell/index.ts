@@ -24,3 +24,5 @@ export {
   taskTags,
   type CellCapacity,
 } from './presence.js';
+/** Thrown when the host lacks what containers need (bubblewrap, passt, root). */
+export { ExecutorPrerequisiteError } from '../executor/index.js';
