@@ -36,13 +36,19 @@ const root = mkdtempSync(join(tmpdir(), `${token}-`));
 const APP_SCRIPT = `
 const http = require('http');
 const index = process.env.CF_INSTANCE_INDEX;
-const server = http.createServer((req, res) => res.end('hello from the cell, instance ' + index));
+const name = process.argv[3];
+let ready = true;
+const server = http.createServer((req, res) => {
+  if (req.url === '/ready') { res.statusCode = ready ? 200 : 503; return res.end(); }
+  if (req.url === '/unready') { ready = false; return res.end(); }
+  res.end('hello from the cell, instance ' + index);
+});
 server.listen(Number(process.env.PORT), () => console.log('listening on ' + process.env.PORT));
 console.error('a line on stderr');
 process.on('SIGTERM', () => {
   console.log('got SIGTERM');
   // The marker: the container's files go with it, so the handler tells the test server.
-  const req = http.request({ host: '127.0.0.1', port: Number(process.env.MARKER_PORT), path: '/sigterm/' + index, method: 'POST' }, (res) => {
+  const req = http.request({ host: '127.0.0.1', port: Number(process.env.MARKER_PORT), path: '/sigterm/' + name + '/' + index, method: 'POST' }, (res) => {
     res.resume();
     res.on('end', () => process.exit(0));
   });
@@ -52,7 +58,8 @@ process.on('SIGTERM', () => {
 `;
 
 const callbacks: { path: string; body: string }[] = [];
-const sigterms: { index: string; body: string }[] = [];
+/** SIGTERM markers: which app (the LRP's name in the test), which index. */
+const sigterms: { name: string; index: string; body: string }[] = [];
 const served = new Map<string, Buffer>();
 let server: Server;
 let serverPort = 0;
@@ -65,7 +72,10 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   req.on('end', () => {
     const body = Buffer.concat(chunks).toString('utf8');
     if (req.method === 'POST' && path.startsWith('/callback/')) callbacks.push({ path, body });
-    else if (req.method === 'POST' && path.startsWith('/sigterm/')) sigterms.push({ index: path.slice('/sigterm/'.length), body });
+    else if (req.method === 'POST' && path.startsWith('/sigterm/')) {
+      const [name = '', index = ''] = path.slice('/sigterm/'.length).split('/');
+      sigterms.push({ name, index, body });
+    }
     else {
       const file = served.get(path);
       if (file === undefined) return void res.writeHead(404).end();
@@ -100,7 +110,8 @@ const run = (path: string, args: string[], extra: Record<string, unknown> = {}):
   Action.fromPartial({ runAction: { path, args, user: 'vcap', ...extra } });
 const serial = (...actions: Action[]) => Action.fromPartial({ serialAction: { actions } });
 
-function appLrp(processGuid: string, instances: number): DesiredLRP {
+/** The test's app; `name` tells its SIGTERM markers apart. */
+function appLrp(processGuid: string, instances: number, name = 'app', extra: Partial<DesiredLRP> = {}): DesiredLRP {
   const logGuid = `log-${processGuid}`;
   return DesiredLRP.fromPartial({
     processGuid,
@@ -119,7 +130,7 @@ function appLrp(processGuid: string, instances: number): DesiredLRP {
       instance_id: { dynamic: MetricTagValue_DynamicValue.DYNAMIC_VALUE_INDEX },
     },
     setup: Action.fromPartial({ downloadAction: { from: url('/app.tgz'), to: '/home/vcap/app', user: 'vcap', cacheKey: `app-${token}` } }),
-    action: run('node', ['/home/vcap/app/app.js', token], {
+    action: run('node', ['/home/vcap/app/app.js', token, name], {
       env: [
         { name: 'PORT', value: '8080' },
         { name: 'MARKER_PORT', value: String(serverPort) },
@@ -127,8 +138,11 @@ function appLrp(processGuid: string, instances: number): DesiredLRP {
     }),
     startTimeoutMs: '15000',
     checkDefinition: { checks: [{ tcpCheck: { port: 8080, connectTimeoutMs: '500', intervalMs: '100' } }], logSource: 'HEALTH', readinessChecks: [] },
+    ...extra,
   });
 }
+
+const markers = (name: string, index: string) => sigterms.filter((each) => each.name === name && each.index === index);
 
 /** Log lines the embedded Diego's log-cache read API serves for a source id. */
 async function logLines(diego: EmbeddedDiego, sourceId: string): Promise<{ text: string; type: string; instance: string; tags: Record<string, string> }[]> {
@@ -364,7 +378,8 @@ describe('app instances', () => {
     const crashed = await waitFor('the crash event', () =>
       events.find((each) => each.type === 'actual_lrp_crashed' && each.event.actualLrpKey?.processGuid === processGuid),
     );
-    assert.match(crashed.type === 'actual_lrp_crashed' ? crashed.event.crashReason : '', /Exited with status 137$/);
+    // Whichever notices first names the crash: the app's exit, or its liveness check failing.
+    assert.match(crashed.type === 'actual_lrp_crashed' ? crashed.event.crashReason : '', /Exited with status 137$|^Instance became unhealthy: /);
     const again = await runningAt(0, before.actualLrpInstanceKey!.instanceGuid);
     assert.equal(again.crashCount, 1);
     assert.equal(again.actualLrpInstanceKey?.cellId, cell.cellId);
@@ -374,12 +389,40 @@ describe('app instances', () => {
 
   test('scaling down stops the surplus instance gracefully: its SIGTERM handler runs, then its record goes', async () => {
     await bbs.updateDesiredLrp(processGuid, { instances: 1, metricTags: {} });
-    const marker = await waitFor('the SIGTERM marker of instance 1', () => sigterms.find((each) => each.index === '1'));
+    const marker = await waitFor('the SIGTERM marker of instance 1', () => markers('app', '1')[0]);
     assert.equal(marker.body, token);
     await waitFor('instance 1 removed', async () => (await bbs.actualLrps({ processGuid, index: 1 })).length === 0);
     await waitFor('its container gone', () => !cell.snapshot().instances.some((each) => each.index === 1));
     assert.equal((await ordinary(0))?.state, ActualLrpState.RUNNING, 'instance 0 runs on');
     assert.ok((await logLines(diego, `log-${processGuid}`)).some((line) => line.text === 'got SIGTERM' && line.instance === '1'));
+  });
+
+  test('readiness checks decide routability: not routable until they pass, and no longer once they fail', async () => {
+    const readyGuid = `ready-${token}`;
+    const readiness = [{ httpCheck: { port: 8080, path: '/ready', requestTimeoutMs: '500', intervalMs: '50' } }];
+    await bbs.desireLrp(
+      appLrp(readyGuid, 1, 'ready', {
+        checkDefinition: { checks: [{ tcpCheck: { port: 8080, connectTimeoutMs: '500', intervalMs: '100' } }], logSource: 'HEALTH', readinessChecks: readiness },
+      }),
+    );
+    const routable = (want: boolean) =>
+      waitFor(`routable ${want}`, async () => {
+        const [lrp] = await bbs.actualLrps({ processGuid: readyGuid, index: 0 });
+        return lrp?.state === ActualLrpState.RUNNING && lrp.routable === want ? lrp : undefined;
+      });
+    const lrp = await routable(true);
+    const seen = events.filter((each) => each.type === 'actual_lrp_instance_changed' && each.event.actualLrpKey?.processGuid === readyGuid);
+    assert.ok(
+      seen.some((each) => each.type === 'actual_lrp_instance_changed' && each.event.after?.state === ActualLrpState.RUNNING && each.event.after.routable === false),
+      'it ran unroutable before its readiness checks first passed',
+    );
+    await fetch(`http://127.0.0.1:${lrp.actualLrpNetInfo!.ports[0]!.hostPort}/unready`);
+    await routable(false);
+
+    await bbs.removeDesiredLrp(readyGuid);
+    await waitFor('its SIGTERM marker', () => markers('ready', '0')[0]);
+    await waitFor('its record removed', async () => (await bbs.actualLrps({ processGuid: readyGuid })).length === 0);
+    await waitFor('its container gone', () => !cell.snapshot().instances.some((each) => each.processGuid === readyGuid));
   });
 
   test('a draining cell hands its instance over to another cell; the last cell, with nowhere to hand over, stops it at its deadline', async () => {
@@ -391,7 +434,7 @@ describe('app instances', () => {
       assert.deepEqual(drained, { handedOver: 1, stopped: 0, abandonedTasks: 0 });
       const replacement = await runningAt(0, held.actualLrpInstanceKey!.instanceGuid);
       assert.equal(replacement.actualLrpInstanceKey?.cellId, cellB.cellId);
-      assert.equal(sigterms.filter((each) => each.index === '0').length, 1, 'the evacuated instance was stopped gracefully');
+      assert.equal(markers('app', '0').length, 1, 'the evacuated instance was stopped gracefully');
       assert.deepEqual(await bbs.actualLrps({ cellId: cell.cellId }), [], 'nothing is left on the drained cell');
       assert.ok(!(await bbs.cells()).some((presence) => presence.cellId === cell.cellId), 'the drained cell is gone');
       assert.equal(await (await fetch(`http://127.0.0.1:${replacement.actualLrpNetInfo!.ports[0]!.hostPort}/`)).text(), 'hello from the cell, instance 0');
@@ -400,7 +443,7 @@ describe('app instances', () => {
       const last = await cellB.close({ evacuate: true });
       assert.deepEqual(last, { handedOver: 0, stopped: 1, abandonedTasks: 0 });
       assert.ok(Date.now() - startedAt < 10_000, 'the wait is bounded');
-      assert.equal(sigterms.filter((each) => each.index === '0').length, 2);
+      assert.equal(markers('app', '0').length, 2);
       const records = await bbs.actualLrps({ processGuid });
       assert.deepEqual(
         records.map((lrp) => ({ presence: lrp.presence, state: lrp.state, cell: lrp.actualLrpInstanceKey?.cellId })),
@@ -419,7 +462,7 @@ describe('app instances', () => {
     const closed = await cellC.close({ evacuate: false });
     assert.deepEqual(closed, { handedOver: 0, stopped: 1, abandonedTasks: 0 });
     assert.deepEqual(await bbs.actualLrps({ cellId: cellC.cellId }), []);
-    assert.equal(sigterms.filter((each) => each.index === '0').length, 3);
+    assert.equal(markers('app', '0').length, 3);
 
     assert.deepEqual(sandboxProcesses(), [], 'no bwrap or pasta process is left');
     for (const cellId of [cell.cellId, `cell-b-${token}`, cellC.cellId]) {
