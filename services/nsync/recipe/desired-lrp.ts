@@ -11,8 +11,8 @@
 import type { Action } from '../../../gen/diego/bbs/v1/actions.js';
 import { MetricTagValue_DynamicValue, type EnvironmentVariable } from '../../../gen/diego/bbs/v1/container.js';
 import { DesiredLRP } from '../../../gen/diego/bbs/v1/desired_lrp.js';
-import type { DesireAppRequestFromCC, SecurityGroupRule as CcSecurityGroupRule } from '../../../gen/cloudfoundry/ccbridge/cc/v1/cc.js';
-import { SecurityGroupRule } from '../../../gen/diego/bbs/v1/security_group.js';
+import type { DesireAppRequestFromCC } from '../../../gen/cloudfoundry/ccbridge/cc/v1/cc.js';
+import { egressRuleFor } from '../../shared/cc-to-diego.js';
 import { codependent, run } from './actions.js';
 import type { RecipeConfig } from './config.js';
 import {
@@ -136,14 +136,3 @@ export function fileDescriptorLimitFor(fileDescriptors: string): string {
   return limit === 0n ? String(DEFAULT_FILE_DESCRIPTOR_LIMIT) : limit.toString();
 }
 
-/** CC's egress rule as the BBS's: the same fields, passed through unchanged (§2.2). */
-export function egressRuleFor(rule: CcSecurityGroupRule): SecurityGroupRule {
-  return SecurityGroupRule.fromPartial({
-    protocol: rule.protocol,
-    destinations: [...rule.destinations],
-    ports: [...rule.ports],
-    portRange: rule.portRange ? { start: rule.portRange.start, end: rule.portRange.end } : undefined,
-    icmpInfo: rule.icmpInfo ? { type: rule.icmpInfo.type, code: rule.icmpInfo.code } : undefined,
-    log: rule.log,
-  });
-}

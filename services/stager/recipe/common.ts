@@ -1,5 +1,6 @@
 // What the buildpack and docker staging tasks share: constants of spec §2.4, the callback URL,
 // the mapping of CC's shapes to the BBS's, and reading lifecycle_data with Go's rules.
+import { egressRuleFor } from '../../shared/cc-to-diego.js';
 import type { EnvironmentVariable as CcEnvironmentVariable, SecurityGroupRule as CcSecurityGroupRule } from '../../../gen/cloudfoundry/ccbridge/cc/v1/cc.js';
 import type { EnvironmentVariable } from '../../../gen/diego/bbs/v1/container.js';
 import type { SecurityGroupRule } from '../../../gen/diego/bbs/v1/security_group.js';
@@ -29,15 +30,7 @@ export function bbsEnvironment(environment: readonly CcEnvironmentVariable[]): E
 
 /** CC's egress rules pass to Diego unchanged (spec §2.2). */
 export function bbsEgressRules(rules: readonly CcSecurityGroupRule[]): SecurityGroupRule[] {
-  return rules.map((rule) => ({
-    protocol: rule.protocol,
-    destinations: [...rule.destinations],
-    ports: [...rule.ports],
-    portRange: rule.portRange ? { start: rule.portRange.start, end: rule.portRange.end } : undefined,
-    icmpInfo: rule.icmpInfo ? { type: rule.icmpInfo.type, code: rule.icmpInfo.code } : undefined,
-    log: rule.log,
-    annotations: [],
-  }));
+  return rules.map(egressRuleFor);
 }
 
 /**
