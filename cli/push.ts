@@ -106,6 +106,25 @@ async function update(context: PushContext, app: AppJson, scale: ScaleBody, env:
   return current;
 }
 
+/** The app by that name, created from the flags, or an existing one brought in line. */
+async function createOrUpdate(context: PushContext, name: string, scale: ScaleBody, env: Record<string, string> | undefined): Promise<AppJson> {
+  const { api, term, flags } = context;
+  const existing = await api.findApp(name);
+  if (existing) {
+    term.info(`Updating app ${name}...`);
+    return update(context, existing, scale, env);
+  }
+  const body: CreateAppBody = { name, ...scale };
+  if (flags.buildpack !== '') body.buildpack = flags.buildpack;
+  if (flags['docker-image'] !== '') body.docker_image = flags['docker-image'];
+  if (flags['health-check-type'] !== '') body.health_check_type = flags['health-check-type'];
+  if (env) body.env = env;
+  if (flags['allow-ssh']) body.allow_ssh = true;
+  const created = await api.createApp(body);
+  term.info(`Created app ${name}.`);
+  return created;
+}
+
 export const push: CliCommandSpec<typeof pushFlags> = {
   usage: 'push [<dir>] [--name N] [-i N] [-m 256M] [-k 1G] [--buildpack B | --docker-image I] [--env K=V ...] [--no-start]',
   summary: 'create or update an app from a directory (default .), upload it, stage it and start it',
@@ -126,36 +145,23 @@ export const push: CliCommandSpec<typeof pushFlags> = {
     const scale = scaleFrom(flags);
     const env = environmentFrom(flags.env);
 
-    let app = await api.findApp(name);
-    if (app === undefined) {
-      const body: CreateAppBody = { name, ...scale };
-      if (flags.buildpack !== '') body.buildpack = flags.buildpack;
-      if (docker !== '') body.docker_image = docker;
-      if (flags['health-check-type'] !== '') body.health_check_type = flags['health-check-type'];
-      if (env) body.env = env;
-      if (flags['allow-ssh']) body.allow_ssh = true;
-      app = await api.createApp(body);
-      term.info(`Created app ${name}.`);
-    } else {
-      term.info(`Updating app ${name}...`);
-      app = await update(context, app, scale, env);
-    }
-
-    if (docker === '') {
-      const step = term.step(`Packaging and uploading ${dir}...`);
-      const archive = await packageDirectory(dir).catch((error: unknown) => {
-        step.clear();
-        throw error;
-      });
-      try {
-        await api.uploadBits(app.guid, archive.path);
-      } catch (error) {
-        step.clear();
-        throw error;
-      } finally {
-        archive.remove();
+    // Packed first: a directory that cannot be sent must not leave a new, empty app behind.
+    const archive = docker === '' ? await packageDirectory(dir) : undefined;
+    let app: AppJson;
+    try {
+      app = await createOrUpdate(context, name, scale, env);
+      if (archive) {
+        const step = term.step(`Uploading ${archive.files} files (${formatBytes(archive.size)}) from ${dir}...`);
+        try {
+          await api.uploadBits(app.guid, archive.path);
+        } catch (error) {
+          step.clear();
+          throw error;
+        }
+        step.done(`Uploaded ${archive.files} files (${formatBytes(archive.size)}).`);
       }
-      step.done(`Uploaded ${archive.files} files (${formatBytes(archive.size)}).`);
+    } finally {
+      archive?.remove();
     }
 
     if (flags['no-start']) {
