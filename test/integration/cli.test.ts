@@ -3,7 +3,7 @@
 // the gateway's routes; the test stages as the stager would: staging log lines, a droplet
 // upload, the completion callback) and a log-cache read API holding the app's log lines.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -11,7 +11,6 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startDevelopmentCloudController, type DevelopmentCloudController } from '../../embedded/cloud-controller/index.js';
 import { systemClock } from '../../embedded/diego/clock.js';
@@ -192,6 +191,12 @@ describe('ccbridge command line against the development Cloud Controller', () =>
     if (name === 'broken') {
       appendLog(request.log_guid, 'STG', '-----> None of the buildpacks detected a compatible app');
       const answer = await complete({ error: { id: 'NoAppDetectedError', message: 'An app was not successfully detected by any available buildpack' } });
+      assert.equal(answer.status, 200);
+      return;
+    }
+    if (request.lifecycle === 'docker') {
+      appendLog(request.log_guid, 'STG', `Staging image ${request.lifecycle_data.docker_image}`);
+      const answer = await complete({ execution_metadata: '{"cmd":["/start"]}', detected_start_command: { web: '/start' }, lifecycle_data: { docker_image: request.lifecycle_data.docker_image } });
       assert.equal(answer.status, 200);
       return;
     }
@@ -396,14 +401,22 @@ describe('ccbridge command line against the development Cloud Controller', () =>
     assert.equal(badFlag.code, 2);
   });
 
-  test('scale, set-env, unset-env, stop, start and delete change the app through the bridge', async () => {
+  test('scale, set-env, unset-env, stop, start and delete change the app through the bridge; a docker push with --json', async () => {
     const before = (await api('GET', '/dev/v1/apps/hello')).json;
     const mark = bridge.calls.length;
-    const [scaled, set, deletedBroken] = await Promise.all([
+    const [scaled, set, deletedBroken, docker] = await Promise.all([
       ccbridge(['scale', 'hello', '-i', '3', '--memory', '256M']),
       ccbridge(['set-env', 'hello', 'FOO', 'bar baz']),
       ccbridge(['delete', 'broken', '-f']),
+      ccbridge(['push', '--docker-image', 'registry.example/web:1', '--name', 'web', '--json', '--poll-interval', '100ms']),
     ]);
+    // --json: stdout is the app as the API answers it; progress and the staging log go to stderr.
+    assert.equal(docker.code, 0, docker.stderr);
+    const web = JSON.parse(docker.stdout);
+    assert.equal(web.lifecycle.docker_image, 'registry.example/web:1');
+    assert.equal(web.running_instances, 1);
+    assert.match(docker.stderr, /\[STG\/0\] OUT Staging image registry\.example\/web:1$/m);
+    assert.equal((await ccbridge(['delete', 'web', '-f'])).code, 0);
     assert.equal(scaled.code, 0, scaled.stderr);
     assert.equal(scaled.stdout, 'hello: 3 instances, 256M memory, 1G disk\n');
     assert.equal(set.code, 0, set.stderr);
@@ -432,5 +445,6 @@ describe('ccbridge command line against the development Cloud Controller', () =>
     assert.deepEqual(JSON.parse(deleted.stdout), { deleted: before.guid, name: 'hello', warnings: [] });
     assert.equal(bridge.desired.size, 0);
     assert.deepEqual((await api('GET', '/dev/v1/apps')).json.resources, []);
+    assert.deepEqual(stagerFailures, []);
   });
 });
