@@ -3,6 +3,12 @@
 import { runCommand } from '../lib/daemon.js';
 import { ALL_IN_ONE, COMMANDS } from './commands/index.js';
 
+// Output piped into a reader that stops early (`ccbridge --help | head`) ends quietly.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 const [first, ...rest] = process.argv.slice(2);
 if (first === undefined || first.startsWith('-')) {
   if (first === '--help' || first === '-help' || first === '-h') {
