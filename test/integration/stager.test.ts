@@ -190,10 +190,27 @@ describe('stager', () => {
 
 describe('stager with Diego calling back', () => {
   let bridge: TestBridge;
+  let cellRegistration: { deregister(): void } | undefined;
   before(async () => {
     bridge = await startTestBridge({ diego: { timing: { taskKickIntervalMs: 100, callbackTimeoutMs: 2_000 } } });
+    // The test plays cell-1 by hand over the cell routes. It is registered (refusing the work the
+    // auctioneer offers) so that Diego's task kick does not fail its running tasks as belonging
+    // to a cell that has gone.
+    const { CellPresence } = await import('../../gen/diego/bbs/v1/cells.js');
+    cellRegistration = bridge.diego.registerCell({
+      presence: CellPresence.fromPartial({
+        cellId: 'cell-1',
+        repAddress: 'http://cell-1.invalid',
+        capacity: { memoryMb: 4096, diskMb: 16384, containers: 20 },
+        rootfsProviders: [{ name: 'preloaded', properties: ['cflinuxfs4'] }],
+      }),
+      rep: { perform: async (work) => work, stopLrpInstance: async () => {}, cancelTask: async () => {} },
+    });
   });
-  after(() => bridge.close());
+  after(async () => {
+    cellRegistration?.deregister();
+    await bridge.close();
+  });
 
   async function runOnCell(taskGuid: string, outcome: { failed: boolean; failureReason?: string; result?: string }): Promise<void> {
     const { createCellClient } = await import('../../embedded/diego/index.js');
