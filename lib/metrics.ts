@@ -10,8 +10,3 @@ export function createMetricsRegistry(options: { processMetrics?: boolean } = {}
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'ccbridge_' });
   return registry;
 }
-
-/** Seconds between two nanosecond timestamps (for durations measured against Diego's created_at). */
-export function secondsBetweenNs(startNs: bigint, endNs: bigint): number {
-  return Number(endNs - startNs) / 1e9;
-}

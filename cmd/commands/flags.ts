@@ -5,7 +5,6 @@ import { createBbsClient, type BbsClient } from '../../clients/bbs/index.js';
 import { createCcClient, type CcClient } from '../../clients/cc/client.js';
 import { bool, checkListenAddress, duration, list, string } from '../../lib/flags.js';
 import type { Logger } from '../../lib/log.js';
-import { parseLifecycles } from '../../services/stager/recipe/index.js';
 
 const checkUrl = (value: string) => {
   if (value === '') return undefined;
@@ -53,11 +52,6 @@ export const lifecycleFlags = {
   ]),
   fileServerURL: string('URL of the file server that serves the lifecycle bundles', 'http://127.0.0.1:8080', { check: checkUrl }),
 };
-
-/** Checks -lifecycle values at start-up; the error text is the original daemons'. */
-export function lifecyclesFrom(values: readonly string[]): Map<string, string> {
-  return parseLifecycles(values);
-}
 
 export const grpcListenFlag = (defaultAddress: string) => ({
   grpcListenAddress: string('host:port the gRPC service listens on', defaultAddress, { check: checkListenAddress }),

@@ -2,8 +2,8 @@
 import { bool, int, string } from '../../lib/flags.js';
 import { checkRecipeConfig, type RecipeConfig } from '../../services/nsync/recipe/index.js';
 import { createSshKeyPool, type SshKeyPool } from '../../services/nsync/ssh-key-pool.js';
-import { DEFAULT_STAGING_TIMEOUT_MS, type StagingRecipeConfig } from '../../services/stager/recipe/index.js';
-import { lifecyclesFrom } from './flags.js';
+import { DEFAULT_STAGING_TIMEOUT_MS, parseLifecycles, type StagingRecipeConfig } from '../../services/stager/recipe/index.js';
+
 
 export const nsyncRecipeFlags = {
   privilegedContainers: bool('run buildpack app containers privileged'),
@@ -25,7 +25,7 @@ let sshKeys: SshKeyPool | undefined;
 
 export function nsyncRecipeFrom(flags: { lifecycle: string[]; fileServerURL: string; privilegedContainers: boolean; defaultHealthCheckTimeout: number }): RecipeConfig {
   const config: RecipeConfig = {
-    lifecycles: Object.fromEntries(lifecyclesFrom(flags.lifecycle)),
+    lifecycles: Object.fromEntries(parseLifecycles(flags.lifecycle)),
     fileServerUrl: flags.fileServerURL,
     privilegedContainers: flags.privilegedContainers,
     defaultHealthCheckTimeoutSeconds: flags.defaultHealthCheckTimeout,
@@ -54,7 +54,7 @@ export function stagingRecipeFrom(
     fileServerURL: flags.fileServerURL,
     ccUploaderURL: flags.ccUploaderURL,
     stagingTaskCallbackURL: flags.stagingTaskCallbackURL || callbackUrl,
-    lifecycles: lifecyclesFrom(flags.lifecycle),
+    lifecycles: parseLifecycles(flags.lifecycle),
     dockerStagingStack: flags.dockerStagingStack,
     dockerRegistryAddress: flags.dockerRegistryAddress,
     insecureDockerRegistries: flags.insecureDockerRegistry.split(',').filter((r) => r !== ''),
