@@ -4,8 +4,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogCacheClient } from '../../clients/logcache/client.js';
-import { startEmbeddedDiego } from '../../embedded/diego/index.js';
-import { ExecutorPrerequisiteError, startEmbeddedCell } from '../../embedded/diego/cell/index.js';
 import { startEmbeddedLocket } from '../../embedded/locket/index.js';
 import { NsyncServiceDefinition } from '../../gen/cloudfoundry/ccbridge/nsync/v1/nsync.js';
 import { StagerServiceDefinition, type StagerServiceImplementation } from '../../gen/cloudfoundry/ccbridge/stager/v1/stager.js';
@@ -13,13 +11,14 @@ import { TpsServiceDefinition } from '../../gen/cloudfoundry/ccbridge/tps/v1/tps
 import { buildpackUrl, startDevelopmentCloudController } from '../../embedded/cloud-controller/index.js';
 import { startRouter } from '../../embedded/router/index.js';
 import { defineCommand, stopAll, type Stoppable } from '../../lib/daemon.js';
-import { bool, checkListenAddress, int, splitHostPort, string } from '../../lib/flags.js';
+import { checkListenAddress, splitHostPort, string } from '../../lib/flags.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
 import { EXAMPLE_BUILDPACKS, packageBuildpack, packageBuildpackLifecycle } from '../../lifecycles/package.mjs';
 import { startFileServer, startUploader } from '../../services/fileserver/index.js';
 import { openOutbox } from '../../services/tps/watcher/outbox.js';
 import { buildBulker, buildNsyncListener, buildStager, buildTps, buildWatcher } from '../wiring/services.js';
 import { commonFlags } from './common.js';
+import { diegoFlags, localServicePorts, startDiegoFromFlags, type StartedDiego } from './diego.js';
 import { bbsClientFrom, bbsFlags, ccClientFrom, ccFlags, lifecycleFlags, lockFlags } from './flags.js';
 import { gatewayFlags } from './gateway.js';
 import { runWhileLocked } from './locked.js';
@@ -33,7 +32,6 @@ import { tpsFlags } from './tps-listener.js';
 import { watcherFlags } from './tps-watcher.js';
 
 const address = (description: string, value: string) => string(description, value, { check: checkListenAddress });
-const notNegative = (value: number) => (value < 0 ? 'must be 0 or more' : undefined);
 
 // In the all-in-one the development CC drives this process's own gateway.
 const { bridgeURL: _bridgeUrlOfSplitCc, ...developmentCcFlags } = cloudControllerFlags;
@@ -46,9 +44,7 @@ export const allInOneFlags = {
   ...locketFlags,
   fileServerListenAddress: address('host:port of the file server (lifecycle bundles)', '127.0.0.1:8080'),
   uploaderListenAddress: address('host:port of the uploader (droplets and build caches to CC)', '127.0.0.1:9090'),
-  cell: bool('run the embedded Diego\'s cell, which runs tasks and app instances in bubblewrap sandboxes (needs root, bubblewrap and passt); -cell=false runs without one', true),
-  cellMemoryMb: int('memory the cell offers, in MB (0: all of the machine\'s)', 0, { check: notNegative }),
-  cellDiskMb: int('disk the cell offers, in MB (0: the free space under -dataDir)', 0, { check: notNegative }),
+  ...diegoFlags,
   ...developmentCcFlags,
   ...routerFlags,
   ...bbsFlags,
@@ -88,13 +84,11 @@ export default defineCommand({
 
       // Diego: embedded unless -bbsAddress names one.
       let bbsUrl = flags.bbsAddress;
-      let embeddedDiego: Awaited<ReturnType<typeof startEmbeddedDiego>> | undefined;
+      let embeddedDiego: StartedDiego | undefined;
       if (!bbsUrl) {
-        const { host, port } = splitHostPort(flags.bbsListenAddress);
-        const diego = await startEmbeddedDiego({ dataDir: dir('diego'), host, port, logger: log });
-        started.push({ stop: () => diego.close() });
-        bbsUrl = diego.url;
-        embeddedDiego = diego;
+        embeddedDiego = await startDiegoFromFlags(flags, flags.bbsListenAddress, log);
+        started.push(embeddedDiego);
+        bbsUrl = embeddedDiego.url;
       }
       lines.push(`  diego (bbs)   ${bbsUrl}`);
       const bbs = bbsClientFrom(flags, bbsUrl, log);
@@ -215,26 +209,10 @@ export default defineCommand({
       // The cell starts last, once the host services its containers reach are up (it is stopped
       // first, draining its instances): the file server, the uploader and the development CC's
       // blobstore, each reachable inside a container as 127.0.0.1:<the same port>.
-      if (embeddedDiego !== undefined && flags.cell) {
-        const hostServicePorts = [fileServer.url, uploader.url, ccUrl]
-          .map((serviceUrl) => new URL(serviceUrl))
-          // Only services listening on this machine can be mapped into a container's loopback.
-          .filter((serviceUrl) => ['127.0.0.1', 'localhost', '0.0.0.0', '[::]', '[::1]'].includes(serviceUrl.hostname))
-          .map((serviceUrl) => Number(serviceUrl.port || (serviceUrl.protocol === 'https:' ? 443 : 80)));
-        const cell = await startEmbeddedCell({
-          diego: embeddedDiego,
-          dataDir: dir('cell'),
-          logger: log,
-          capacity: { memoryMb: flags.cellMemoryMb || undefined, diskMb: flags.cellDiskMb || undefined },
-          hostServicePorts,
-        }).catch((error: unknown) => {
-          // The one line a missing prerequisite stops the daemon with also says how to go on without a cell.
-          throw error instanceof ExecutorPrerequisiteError ? new Error(`${error.message} (or start with -cell=false to run without a cell)`) : error;
-        });
-        started.push({ stop: async () => void (await cell.close({ evacuate: true })) });
-        lines.push(`  cell          ${cell.cellId} (bubblewrap sandboxes)`);
-      } else if (embeddedDiego !== undefined) {
-        lines.push('  cell          none (-cell=false: tasks and instances wait for a cell)');
+      if (embeddedDiego !== undefined) {
+        const cell = await embeddedDiego.startCell(localServicePorts([fileServer.url, uploader.url, ccUrl]));
+        started.push(cell);
+        lines.push(`  cell          ${cell.description}`);
       }
 
       process.stdout.write(`ccbridge is running (data in ${flags.dataDir})\n${lines.join('\n')}\n`);

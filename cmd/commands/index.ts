@@ -12,6 +12,7 @@ const DAEMONS: Record<string, () => Promise<{ default: unknown }>> = {
   'tps-watcher': () => import('./tps-watcher.js'),
   'file-server': () => import('./file-server.js'),
   uploader: () => import('./uploader.js'),
+  diego: () => import('./diego.js'),
   'cloud-controller': () => import('./cloud-controller.js'),
   router: () => import('./router.js'),
   locket: () => import('./locket.js'),
