@@ -35,6 +35,8 @@ export interface TestBridge {
   nsyncRecipe: RecipeConfig;
   dataDir: string;
   log: Logger;
+  /** The service implementations the gateway dispatches to, for serving them over gRPC too. */
+  services: { stager: object; nsync: object; tps: object };
   /** Stops the embedded Diego and starts it again on the same port and data (a BBS restart). */
   restartDiego(): Promise<void>;
   /** fetch against the gateway. */
@@ -48,15 +50,25 @@ export interface TestBridgeOptions {
   tps?: Partial<TpsConfig>;
   logCacheUrl?: string;
   logger?: Logger;
+  /** Deadline of each BBS call (10 s by default). */
+  bbsTimeoutMs?: number;
+  /** Deadline of each CC call (1 s by default). */
+  ccTimeoutMs?: number;
+  /** The URL the bridge uses for the BBS, given the embedded Diego's (e.g. a fault proxy in front). */
+  bbsUrlFor?: (diegoUrl: string) => string | Promise<string>;
+  /** The URL the bridge uses for CC, given the CC double's (e.g. a fault proxy in front). */
+  ccUrlFor?: (ccUrl: string) => string | Promise<string>;
 }
 
 export async function startTestBridge(options: TestBridgeOptions = {}): Promise<TestBridge> {
   const log = options.logger ?? silentLogger();
   const dataDir = mkdtempSync(join(tmpdir(), 'ccbridge-test-'));
   const diego = await startEmbeddedDiego({ ...options.diego, dataDir: join(dataDir, 'diego'), logger: log });
-  const bbs = createBbsClient({ url: diego.url, logger: log, timeoutMs: 10_000, retry: { attempts: 2, delayMs: 10 } });
+  const bbsUrl = options.bbsUrlFor ? await options.bbsUrlFor(diego.url) : diego.url;
+  const bbs = createBbsClient({ url: bbsUrl, logger: log, timeoutMs: options.bbsTimeoutMs ?? 10_000, retry: { attempts: 2, delayMs: 10 } });
   const cc = await startCcDouble({ username: CC_USERNAME, password: CC_PASSWORD });
-  const ccClient = createCcClient({ baseUrl: cc.url, username: CC_USERNAME, password: CC_PASSWORD, timeoutMs: 1_000 });
+  const ccUrl = options.ccUrlFor ? await options.ccUrlFor(cc.url) : cc.url;
+  const ccClient = createCcClient({ baseUrl: ccUrl, username: CC_USERNAME, password: CC_PASSWORD, timeoutMs: options.ccTimeoutMs ?? 1_000 });
   const metrics = createMetricsRegistry({ processMetrics: false });
 
   // The gateway's URL is needed by the staging recipe (completion callbacks), so the gateway
@@ -119,6 +131,7 @@ export async function startTestBridge(options: TestBridgeOptions = {}): Promise<
     nsyncRecipe,
     dataDir,
     log,
+    services: { stager: services.stager, nsync: services.nsync, tps: services.tps },
     async restartDiego() {
       const port = bridge.diego.port;
       await bridge.diego.close(50);
