@@ -6,6 +6,8 @@
 //   containers/<guid>/{tmp,home}   a container's /tmp and /home/vcap, removed with the container
 //   download-cache/<sha256 of cache_key>/{blob,meta.json}
 //   tmp/                           downloads being checked, uploads being sent
+//   images/{blobs,roots}/          image layers by digest, unpacked image roots by manifest digest
+//   runtime/                       the host runtime image roots see at /tmp/ccbridge-runtime
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../../lib/log.js';
@@ -16,6 +18,9 @@ import { createLrpRunner, type LrpInstance, type LrpInstanceRequest } from './lr
 import { DEFAULT_SANDBOX_TIMINGS } from './sandbox.js';
 import { createTaskRunner, type TaskRunRequest, type TaskRunResult } from './task-runner.js';
 import { findSandboxTools, type SandboxTools } from './tools.js';
+import type { HostRuntimePrograms } from './host-runtime.js';
+import { createImageStore, type ImageRegistry, type ImageStore } from './images.js';
+import { createRootPreparer } from './roots.js';
 import { createUploader } from './upload.js';
 
 export { chooseAction, timeoutMsOf, type ActionContext, type ActionRunner } from './actions.js';
@@ -24,6 +29,8 @@ export { ContainerError, VCAP_UID, type Container, type ContainerSpec, type Proc
 export { instanceEnvironment, startTimeoutMsOf, type LrpInstance, type LrpInstanceRequest, type LrpInstanceState, type NetInfo } from './lrp-runner.js';
 export { MAX_RESULT_FILE_BYTES, type TaskRunRequest, type TaskRunResult } from './task-runner.js';
 export { ExecutorPrerequisiteError, findSandboxTools, type SandboxTools } from './tools.js';
+export { HOST_RUNTIME_PATH } from './host-runtime.js';
+export { ImagePullError, type ImageCredentials, type ImageRegistry, type ImageStore } from './images.js';
 export { CANCELLED_REASON, type ActionResult, type ContainerMetricsSample, type LogLine, type LogSink, type MetricsSink, type PortMapping } from './types.js';
 
 /** The stack whose root filesystem is the host's own on one machine. */
@@ -37,8 +44,18 @@ export interface ExecutorOptions {
   cellId?: string;
   /** Host services containers may reach as 127.0.0.1:<port> (file server, uploader, blobstore, registry). */
   hostServicePorts?: number[];
-  /** The container root for a root_fs; the default knows preloaded:cflinuxfs4 (the host's root). */
-  rootfsFor?: (rootFs: string) => Rootfs;
+  /** The container root for a root_fs that is not an image; the default knows preloaded:cflinuxfs4 (the host's root). */
+  rootfsFor?: (rootFs: string) => Rootfs | Promise<Rootfs>;
+  /** Where `docker://` roots are pulled from; without one the cell runs no images. */
+  imageRegistry?: ImageRegistry;
+  /** Unused image roots and layers beyond this many bytes are removed, least recently used first. */
+  imageCacheMaxBytes?: number;
+  /** Image roots unused for this long are removed. */
+  imageMaxIdleMs?: number;
+  /** Bound on resolving and downloading one image. */
+  imagePullTimeoutMs?: number;
+  /** The programs of the host runtime (tests may point elsewhere). */
+  hostRuntimePrograms?: HostRuntimePrograms;
   /** Host uid and gid of every container process (vcap and root inside map to it). */
   hostUid?: number;
   hostGid?: number;
@@ -72,6 +89,8 @@ export interface Executor {
   startLrpInstance(request: LrpInstanceRequest): LrpInstance;
   /** Containers not yet destroyed. */
   containers(): Container[];
+  /** The image store, when the cell pulls images. */
+  readonly images: ImageStore | undefined;
   /** Destroys every container (their processes first). */
   close(): Promise<void>;
 }
@@ -143,14 +162,33 @@ export function createExecutor(options: ExecutorOptions): Executor {
     tmpDir,
     stopGraceMs,
   });
-  const rootfsFor = options.rootfsFor ?? defaultRootfsFor;
+  const images =
+    options.imageRegistry &&
+    createImageStore({
+      dir: join(options.dataDir, 'images'),
+      registry: options.imageRegistry,
+      logger,
+      hostUid: sandbox.hostUid,
+      hostGid: sandbox.hostGid,
+      setpriv: tools.setpriv,
+      maxBytes: options.imageCacheMaxBytes ?? 10 * 1024 ** 3,
+      maxIdleMs: options.imageMaxIdleMs ?? 24 * 3_600_000,
+      pullTimeoutMs: options.imagePullTimeoutMs ?? 10 * 60_000,
+    });
+  const prepareRoot = createRootPreparer({
+    rootfsFor: options.rootfsFor ?? defaultRootfsFor,
+    images,
+    runtimeDir: join(options.dataDir, 'runtime'),
+    runtimePrograms: options.hostRuntimePrograms,
+    logger,
+  });
   const hostServicePorts = options.hostServicePorts ?? [];
-  const tasks = createTaskRunner({ createContainer: makeContainer, actions, logger, rootfsFor, hostServicePorts });
+  const tasks = createTaskRunner({ createContainer: makeContainer, actions, logger, prepareRoot, hostServicePorts });
   const lrps = createLrpRunner({
     createContainer: makeContainer,
     actions,
     logger,
-    rootfsFor,
+    prepareRoot,
     hostServicePorts,
     cellId: options.cellId ?? 'embedded-cell',
     stopGraceMs,
@@ -190,6 +228,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
       return instance;
     },
     containers: () => [...live],
+    images,
     async close() {
       closed = true;
       for (const { cancel } of runningTasks) cancel.abort(new Error('executor closing'));

@@ -19,7 +19,8 @@ import type { DesiredLRP } from '../../../gen/diego/bbs/v1/desired_lrp.js';
 import type { Logger } from '../../../lib/log.js';
 import type { ActionContext, ActionRunner } from './actions.js';
 import { checkPorts, prepareCheck, runChecks, type CheckDefaults, type PreparedCheck } from './checks.js';
-import type { Container, ContainerSpec, Rootfs } from './container.js';
+import type { Container, ContainerSpec } from './container.js';
+import { imageCredentialsOf, rootFailureReason, type PrepareRoot } from './roots.js';
 import { CLOCK_TICKS_PER_SECOND } from './proc.js';
 import { goDuration, guarded, type LogSink, type MetricsSink, type PortMapping } from './types.js';
 
@@ -27,7 +28,8 @@ export interface LrpRunnerOptions {
   createContainer(spec: Omit<ContainerSpec, 'dataDir'>): Promise<Container>;
   actions: ActionRunner;
   logger: Logger;
-  rootfsFor(rootFs: string): Rootfs;
+  /** The container root for an LRP's root_fs (an image is pulled); throws for a rootfs this cell cannot provide. */
+  prepareRoot: PrepareRoot;
   hostServicePorts: number[];
   /** Named in the CELL log lines ("Cell <id> creating container for instance <guid>"). */
   cellId: string;
@@ -326,10 +328,13 @@ export function createLrpRunner(options: LrpRunnerOptions): LrpRunner {
       const done = (async () => {
         cellLine(`Cell ${options.cellId} creating container for instance ${instanceGuid}`);
         const ports = [...new Set([...lrp.ports, ...checkPorts([...liveness, ...readiness])])];
+        let root: Awaited<ReturnType<PrepareRoot>> | undefined;
         try {
+          root = await options.prepareRoot(lrp.rootFs, imageCredentialsOf(lrp), stopping.signal);
           container = await options.createContainer({
             guid: instanceGuid,
-            rootfs: options.rootfsFor(lrp.rootFs),
+            rootfs: root.rootfs,
+            readOnlyBinds: root.readOnlyBinds,
             env: (mappings) => instanceEnvironment(lrp, index, instanceGuid, mappings),
             ports,
             memoryMb: lrp.memoryMb,
@@ -339,12 +344,14 @@ export function createLrpRunner(options: LrpRunnerOptions): LrpRunner {
             hostServicePorts: options.hostServicePorts,
           });
         } catch (error) {
-          const reason = `failed to create container: ${(error as Error).message}`;
-          instanceLog.error({ err: { message: (error as Error).message } }, 'failed-to-create-instance-container');
+          root?.release();
+          const reason = root === undefined ? rootFailureReason(error) : `failed to create container: ${(error as Error).message}`;
+          instanceLog.error({ err: { message: (error as Error).message } }, root === undefined ? 'failed-to-prepare-instance-root' : 'failed-to-create-instance-container');
           if (stopping.signal.aborted) {
             state = 'stopped';
             return;
           }
+          cellLine(`Cell ${options.cellId} failed to create container for instance ${instanceGuid}: ${reason}`);
           state = 'crashed';
           request.onCrashed(reason);
           return;
@@ -364,6 +371,7 @@ export function createLrpRunner(options: LrpRunnerOptions): LrpRunner {
           stopMetrics();
           cellLine(`Cell ${options.cellId} destroying container for instance ${instanceGuid}`);
           await container.destroy();
+          root.release();
           cellLine(`Cell ${options.cellId} successfully destroyed container for instance ${instanceGuid}`);
         }
       })().catch((error: unknown) => {

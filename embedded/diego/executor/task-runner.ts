@@ -5,7 +5,9 @@
 import type { TaskDefinition } from '../../../gen/diego/bbs/v1/task.js';
 import type { Logger } from '../../../lib/log.js';
 import type { ActionRunner } from './actions.js';
-import type { Container, ContainerSpec, Rootfs } from './container.js';
+import type { Container, ContainerSpec } from './container.js';
+import type { PrepareRoot } from './roots.js';
+import { imageCredentialsOf, rootFailureReason } from './roots.js';
 import { CANCELLED_REASON, failure, type LogSink } from './types.js';
 
 /** Diego hands at most this much of a task's result file to the BBS. */
@@ -15,8 +17,8 @@ export interface TaskRunnerOptions {
   createContainer(spec: Omit<ContainerSpec, 'dataDir'>): Promise<Container>;
   actions: ActionRunner;
   logger: Logger;
-  /** The container root for a task's root_fs; throws for a rootfs this cell cannot provide. */
-  rootfsFor(rootFs: string): Rootfs;
+  /** The container root for a task's root_fs (an image is pulled); throws for a rootfs this cell cannot provide. */
+  prepareRoot: PrepareRoot;
   hostServicePorts: number[];
   resultFileMaxBytes?: number;
 }
@@ -48,11 +50,20 @@ export function createTaskRunner(options: TaskRunnerOptions): TaskRunner {
   return {
     async runTask({ taskGuid, definition, logSink, signal = new AbortController().signal }) {
       const taskLog = log.child({ task_guid: taskGuid });
+      let root: Awaited<ReturnType<PrepareRoot>>;
+      try {
+        root = await options.prepareRoot(definition.rootFs, imageCredentialsOf(definition), signal);
+      } catch (error) {
+        if (signal.aborted) return { ...failure(CANCELLED_REASON), result: '' };
+        taskLog.error({ err: { message: (error as Error).message } }, 'failed-to-prepare-task-root');
+        return { ...failure(rootFailureReason(error)), result: '' };
+      }
       let container: Container;
       try {
         container = await options.createContainer({
           guid: taskGuid,
-          rootfs: options.rootfsFor(definition.rootFs),
+          rootfs: root.rootfs,
+          readOnlyBinds: root.readOnlyBinds,
           env: definition.environmentVariables,
           ports: [],
           memoryMb: definition.memoryMb,
@@ -62,6 +73,7 @@ export function createTaskRunner(options: TaskRunnerOptions): TaskRunner {
           hostServicePorts: options.hostServicePorts,
         });
       } catch (error) {
+        root.release();
         taskLog.error({ err: { message: (error as Error).message } }, 'failed-to-create-task-container');
         return { ...failure(`failed to create container: ${(error as Error).message}`), result: '' };
       }
@@ -86,6 +98,7 @@ export function createTaskRunner(options: TaskRunnerOptions): TaskRunner {
         return { failed: false, failureReason: '', result };
       } finally {
         await container.destroy();
+        root.release();
       }
     },
   };

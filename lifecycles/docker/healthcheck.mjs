@@ -1,0 +1,1 @@
+../buildpack/healthcheck.mjs
