@@ -1,7 +1,7 @@
 // Packs the programs containers run into the archives the file server hands out:
-// buildpack_app_lifecycle.tgz (builder, launcher and healthcheck at its top level, which the
-// recipes' download actions unpack into /tmp/lifecycle) and, on request, the example buildpacks
-// as <name>_buildpack.tgz.
+// buildpack_app_lifecycle.tgz (builder, launcher, healthcheck and diego-sshd at its top level,
+// which the recipes' download actions unpack into /tmp/lifecycle) and, on request, the example
+// buildpacks as <name>_buildpack.tgz.
 //
 // The archives are reproducible: the same sources give the same bytes (entries sorted by name,
 // mtime 0, owner root, fixed modes, gzip without name or time), so a cell's download cache keyed
@@ -20,7 +20,7 @@ export const BUILDPACK_LIFECYCLE_ARCHIVE = 'buildpack_app_lifecycle.tgz';
 export const EXAMPLE_BUILDPACKS = ['nodejs', 'staticfile'];
 
 /** The programs the recipes run by name; everything else shipped is a module they load. */
-const LIFECYCLE_PROGRAMS = new Set(['builder', 'launcher', 'healthcheck']);
+const LIFECYCLE_PROGRAMS = new Set(['builder', 'launcher', 'healthcheck', 'diego-sshd']);
 
 /** Packs lifecycles/buildpack into `<outDir>/buildpack_app_lifecycle.tgz`. */
 export function packageBuildpackLifecycle(outDir) {

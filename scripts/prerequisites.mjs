@@ -18,6 +18,10 @@ export const PREREQUISITES = [
   // The embedded cell's containers: bubblewrap sandboxes, networked by pasta.
   { pkg: 'bubblewrap', command: 'bwrap' },
   { pkg: 'passt', command: 'pasta' },
+  // diego-sshd, the SSH server of app instances that allow SSH (dropbear, run as the container
+  // user), and the system ssh and ssh-keyscan that `ccbridge ssh` runs.
+  { pkg: 'dropbear-bin', file: '/usr/sbin/dropbear' },
+  { pkg: 'openssh-client', command: 'ssh-keyscan' },
   // Zip archives in Download actions (buildpacks are often zips); tar is always there.
   { pkg: 'unzip', command: 'unzip' },
   // Generating clients in other languages (scripts/python-client.sh and its test): protoc, its
