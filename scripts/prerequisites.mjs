@@ -33,6 +33,13 @@ export const PREREQUISITES = [
   // python3 earlier on PATH (pyenv, a virtualenv) does not see Debian's packages.
   { pkg: 'python3-grpcio', check: '/usr/bin/python3 -c "import grpc"' },
   { pkg: 'python3-protobuf', check: '/usr/bin/python3 -c "import google.protobuf"' },
+  // The docker lifecycle's tests: a real registry (the distribution registry) on a loopback
+  // port, bcrypt htpasswd files for its Basic auth, and the static busybox the example image
+  // is built from.
+  { pkg: 'docker-registry', command: 'docker-registry' },
+  { pkg: 'apache2-utils', command: 'htpasswd' },
+  // (the busybox package has a /bin/busybox too, but linked against the host's libc)
+  { pkg: 'busybox-static', check: "dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'" },
 ];
 
 function succeeds(shell) {
