@@ -13,13 +13,13 @@ import { startRouter } from '../../embedded/router/index.js';
 import { defineCommand, stopAll, type Stoppable } from '../../lib/daemon.js';
 import { checkListenAddress, splitHostPort, string } from '../../lib/flags.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
-import { EXAMPLE_BUILDPACKS, packageBuildpack, packageBuildpackLifecycle } from '../../lifecycles/package.mjs';
 import { startFileServer, startUploader } from '../../services/fileserver/index.js';
 import { openOutbox } from '../../services/tps/watcher/outbox.js';
 import { buildBulker, buildNsyncListener, buildStager, buildTps, buildWatcher } from '../wiring/services.js';
 import { commonFlags } from './common.js';
 import { diegoFlags, localServicePorts, startDiegoFromFlags, type StartedDiego } from './diego.js';
 import { bbsClientFrom, bbsFlags, ccClientFrom, ccFlags, lifecycleFlags, lockFlags } from './flags.js';
+import { packBuiltInLifecycles } from './file-server.js';
 import { gatewayFlags } from './gateway.js';
 import { runWhileLocked } from './locked.js';
 import { locketFlags } from './locket.js';
@@ -97,8 +97,7 @@ export default defineCommand({
       // The lifecycle bundle and the example buildpacks, packed fresh from this checkout at
       // every start, are what the file server serves.
       const staticDirectory = dir('lifecycles');
-      packageBuildpackLifecycle(join(staticDirectory, 'buildpack_app_lifecycle'));
-      for (const name of EXAMPLE_BUILDPACKS) packageBuildpack(name, join(staticDirectory, 'buildpacks'));
+      packBuiltInLifecycles(staticDirectory);
       const fileServerAt = splitHostPort(flags.fileServerListenAddress);
       const fileServer = await startFileServer({ staticDirectory, host: fileServerAt.host, port: fileServerAt.port, logger: log });
       started.push({ stop: () => fileServer.close() });

@@ -1,22 +1,33 @@
 // `ccbridge file-server`: the file server alone (spec §8.1), serving -staticDirectory under
 // /v1/static/ — in practice the lifecycle bundles that tasks and LRPs download.
-import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { EXAMPLE_BUILDPACKS, packageBuildpack, packageBuildpackLifecycle } from '../../lifecycles/package.mjs';
 import { startFileServer } from '../../services/fileserver/static-files.js';
 import { bool, checkListenAddress, duration, splitHostPort, string } from '../../lib/flags.js';
 import { defineCommand } from '../../lib/daemon.js';
 import { commonFlags } from './common.js';
+import { listenerTlsFlags, listenerTlsFrom } from './flags.js';
 
 export const fileServerFlags = {
   fileServerListenAddress: string('host:port the file server listens on', '127.0.0.1:8080', { check: checkListenAddress }),
   staticDirectory: string('directory served under /v1/static/ (required)', ''),
+  packLifecycles: bool('pack this checkout\'s buildpack lifecycle and example buildpacks into -staticDirectory at start (as the all-in-one does), creating it if need be'),
 };
+
+/** The buildpack lifecycle bundle and the example buildpacks, packed fresh from this checkout. */
+export function packBuiltInLifecycles(staticDirectory: string): void {
+  mkdirSync(staticDirectory, { recursive: true });
+  packageBuildpackLifecycle(join(staticDirectory, 'buildpack_app_lifecycle'));
+  for (const name of EXAMPLE_BUILDPACKS) packageBuildpack(name, join(staticDirectory, 'buildpacks'));
+}
 
 export default defineCommand({
   summary: 'the file server: lifecycle bundles and other static files under /v1/static/',
   flags: {
     ...commonFlags,
     ...fileServerFlags,
+    ...listenerTlsFlags,
     address: string("the original daemon's spelling of -fileServerListenAddress; wins when given", '', { check: checkListenAddress }),
     skipCertVerify: bool('accepted for compatibility with the original daemon; the file server calls nothing'),
     communicationTimeout: duration('accepted for compatibility with the original daemon; the file server calls nothing', 30_000),
@@ -26,6 +37,7 @@ export default defineCommand({
     // invocation, so one line and exit status 2 like any other flag error.
     if (flags.staticDirectory === '') usageError('-staticDirectory is required (the directory to serve under /v1/static/)');
     const staticDirectory = resolve(flags.staticDirectory);
+    if (flags.packLifecycles) packBuiltInLifecycles(staticDirectory);
     let isDirectory = false;
     try {
       isDirectory = statSync(staticDirectory).isDirectory();
@@ -35,7 +47,7 @@ export default defineCommand({
     if (!isDirectory) usageError(`-staticDirectory: ${JSON.stringify(flags.staticDirectory)} is not a directory`);
 
     const { host, port } = splitHostPort(flags.address || flags.fileServerListenAddress);
-    const server = await startFileServer({ staticDirectory, host, port, logger: log });
+    const server = await startFileServer({ staticDirectory, host, port, logger: log, tls: listenerTlsFrom(flags) });
     process.stdout.write(`file-server  ${server.url}/v1/static/\n`);
     return { stop: () => server.close() };
   },

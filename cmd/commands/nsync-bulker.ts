@@ -48,9 +48,10 @@ export default defineCommand({
       work: bulker,
       logger: log,
     });
+    process.stdout.write(`nsync-bulker  active while it holds the Locket lock nsync_bulker_lock (locket ${flags.locketAddress}, bbs ${flags.bbsAddress}, cc ${flags.ccBaseURL})${served ? `   metrics ${served.url}/metrics` : ''}\n`);
     return {
-      async stop() {
-        await locked.stop();
+      async stop(graceMs) {
+        await locked.stop(graceMs);
         await served?.stop();
         bbs.close();
         cc.close();

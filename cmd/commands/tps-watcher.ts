@@ -47,9 +47,10 @@ export default defineCommand({
       work: watcher,
       logger: log,
     });
+    process.stdout.write(`tps-watcher  active while it holds the Locket lock tps_watcher_lock (locket ${flags.locketAddress}, bbs ${flags.bbsAddress}, cc ${flags.ccBaseURL})${served ? `   metrics ${served.url}/metrics` : ''}\n`);
     return {
-      async stop() {
-        await locked.stop();
+      async stop(graceMs) {
+        await locked.stop(graceMs);
         await served?.stop();
         outbox.close();
         bbs.close();
