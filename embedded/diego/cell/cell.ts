@@ -88,7 +88,7 @@ export interface EmbeddedCellOptions {
   logger: Logger;
   /** What the cell offers; each figure defaults to the machine's (memory, free disk, 256 containers). */
   capacity?: Partial<CellCapacity>;
-  /** Default ['preloaded:cflinuxfs4'] (the host's root, read-only). */
+  /** Default ['preloaded:cflinuxfs4'] (the host's root, read-only), plus 'docker' when the executor has an image registry. */
   rootfsProviders?: readonly string[];
   zone?: string;
   placementTags?: readonly string[];
@@ -193,7 +193,8 @@ export async function startEmbeddedCell(options: EmbeddedCellOptions): Promise<E
   const presence = cellPresenceFor({
     cellId,
     capacity,
-    rootfsProviders: options.rootfsProviders ?? DEFAULT_ROOTFS_PROVIDERS,
+    // A cell that pulls images takes docker work too (a provider without properties: any image).
+    rootfsProviders: options.rootfsProviders ?? (options.executorOptions?.imageRegistry ? [...DEFAULT_ROOTFS_PROVIDERS, 'docker'] : DEFAULT_ROOTFS_PROVIDERS),
     zone,
     placementTags: options.placementTags ?? [],
     optionalPlacementTags: options.optionalPlacementTags ?? [],

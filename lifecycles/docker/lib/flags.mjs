@@ -1,0 +1,1 @@
+../../buildpack/lib/flags.mjs

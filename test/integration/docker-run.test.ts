@@ -1,0 +1,432 @@
+// The cell runs docker-lifecycle work from its image: layers unpacked into a root (whiteouts,
+// opaque directories, no escape from the root), cached by digest and shared; the docker
+// launcher and healthcheck running inside a busybox image from the host runtime the cell binds
+// there; and docker LRPs desired on the embedded Diego, pulled from Debian's docker-registry on
+// 127.0.0.1 (open, and behind htpasswd with right and wrong credentials). Intervals are
+// milliseconds; every server is on loopback.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { createBbsClient, type BbsClient } from '../../clients/bbs/index.js';
+import { Action } from '../../gen/diego/bbs/v1/actions.js';
+import { ActualLRP_Presence, type ActualLRP } from '../../gen/diego/bbs/v1/actual_lrp.js';
+import { MetricTagValue_DynamicValue } from '../../gen/diego/bbs/v1/container.js';
+import { DesiredLRP } from '../../gen/diego/bbs/v1/desired_lrp.js';
+import { startEmbeddedCell, type EmbeddedCell } from '../../embedded/diego/cell/index.js';
+import { createExecutor, findSandboxTools, HOST_RUNTIME_PATH, type Executor, type LogLine, type NetInfo } from '../../embedded/diego/executor/index.js';
+import { createImageStore, ImagePullError, type ImageRegistry, type ImageStore } from '../../embedded/diego/executor/images.js';
+import { createImageRegistry } from '../../embedded/diego/executor/registry.js';
+import { ActualLrpState, startEmbeddedDiego, type EmbeddedDiego } from '../../embedded/diego/index.js';
+import { createLogger, silentLogger } from '../../lib/log.js';
+import { buildBusyboxImage, buildLayer, EXAMPLE_IMAGE_PAGE, pushExampleImage, sha256Digest, startRegistry, type TestRegistry } from '../support/registry.js';
+
+const logger = silentLogger();
+const token = `dockerrun${process.pid}`;
+const root = mkdtempSync(join(tmpdir(), `${token}-`));
+const HOST_UID = 2000;
+const DOCKER_LIFECYCLE = fileURLToPath(new URL('../../lifecycles/docker', import.meta.url));
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+// ---------------------------------------------------------------- layers and a registry in memory
+
+/** A ustar entry written by hand, for layers the system tar will not make (`..`, devices). */
+function tarEntry(name: string, type: '0' | '2' | '3' | '5', content = '', linkName = ''): Buffer {
+  const header = Buffer.alloc(512);
+  const body = Buffer.from(content);
+  header.write(name, 0, 100);
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(`${body.length.toString(8).padStart(11, '0')}\0`, 124);
+  header.write('00000000000\0', 136);
+  header.write('        ', 148);
+  header.write(type, 156);
+  header.write(linkName, 157, 100);
+  header.write('ustar\0', 257);
+  header.write('00', 263);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  const padding = Buffer.alloc((512 - (body.length % 512)) % 512);
+  return Buffer.concat([header, body, padding]);
+}
+
+const tarOf = (...entries: Buffer[]) => Buffer.concat([...entries, Buffer.alloc(1024)]);
+
+/** An ImageRegistry over images held in memory, counting what it is asked. */
+function memoryRegistry(images: Record<string, Buffer[]>): ImageRegistry & { resolves: number; fetches: string[] } {
+  const blobs = new Map<string, Buffer>();
+  const manifests = new Map<string, { digest: string; layers: { digest: string; size: number }[] }>();
+  for (const [rootFs, layers] of Object.entries(images)) {
+    const described = layers.map((layer) => {
+      const digest = sha256Digest(layer);
+      blobs.set(digest, layer);
+      return { digest, size: layer.length };
+    });
+    manifests.set(rootFs, { digest: sha256Digest(JSON.stringify(described)), layers: described });
+  }
+  const registry = {
+    resolves: 0,
+    fetches: [] as string[],
+    async resolve(rootFs: string) {
+      registry.resolves += 1;
+      // Long enough for concurrent acquires to meet in one pull.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const manifest = manifests.get(rootFs);
+      if (!manifest) throw new Error(`manifest unknown: ${rootFs}`);
+      return manifest;
+    },
+    async fetchBlob(_rootFs: string, _credentials: unknown, digest: string, destination: string) {
+      registry.fetches.push(digest);
+      writeFileSync(destination, blobs.get(digest)!);
+    },
+  };
+  return registry;
+}
+
+function storeWith(registry: ImageRegistry, dir: string, bounds: { maxBytes?: number; maxIdleMs?: number } = {}): ImageStore {
+  return createImageStore({
+    dir,
+    registry,
+    logger,
+    hostUid: HOST_UID,
+    hostGid: HOST_UID,
+    setpriv: findSandboxTools().setpriv,
+    maxBytes: bounds.maxBytes ?? 1024 ** 3,
+    maxIdleMs: bounds.maxIdleMs ?? 3_600_000,
+    pullTimeoutMs: 30_000,
+  });
+}
+
+describe('image roots', () => {
+  test('layers are unpacked in order: whiteouts delete, opaque directories hide the lower layers, mount points exist, files belong to the container user', async () => {
+    const registry = memoryRegistry({ 'docker://example/busybox#whiteouts': buildBusyboxImage({ whiteouts: true }).layers });
+    const store = storeWith(registry, join(root, 'store-whiteouts'));
+    const image = await store.acquire('docker://example/busybox#whiteouts', undefined);
+    try {
+      const at = (path: string) => join(image.path, path);
+      assert.equal(readFileSync(at('www/index.html'), 'utf8'), EXAMPLE_IMAGE_PAGE);
+      assert.equal(readFileSync(at('www/extra.html'), 'utf8'), 'added by the second layer\n');
+      assert.equal(existsSync(at('www/old.html')), false, 'a .wh. file deletes its sibling');
+      assert.deepEqual(execFileSync('ls', ['-A', at('opt/data')], { encoding: 'utf8' }).split('\n').filter(Boolean), ['new.txt'], 'an opaque directory keeps only its own layer');
+      assert.equal(readlinkSync(at('bin/sh')), 'busybox');
+      for (const dir of ['tmp', 'home/vcap', 'proc', 'dev']) assert.ok(statSync(at(dir)).isDirectory(), `/${dir}`);
+      assert.equal(statSync(at('tmp')).mode & 0o7777, 0o1777);
+      assert.equal(statSync(at('root')).mode & 0o777, 0o700, 'a directory keeps its mode');
+      assert.equal(statSync(at('bin/busybox')).uid, HOST_UID);
+      assert.equal(statSync(at('bin/busybox')).mode & 0o777, 0o755);
+    } finally {
+      image.release();
+    }
+  });
+
+  test('no entry reaches outside the root: symlinks planted by a lower layer are not followed, `..` is refused, devices are skipped', async () => {
+    const outside = join(root, `outside-${token}`);
+    mkdirSync(outside, { recursive: true });
+    const planted = tarOf(tarEntry('escape', '2', '', outside), tarEntry('etc/', '5'), tarEntry('dev/null', '3'));
+    const through = tarOf(tarEntry('escape/written.txt', '0', 'should stay inside'));
+    const climbing = tarOf(tarEntry('../climbed.txt', '0', 'must not exist'));
+    const registry = memoryRegistry({ 'docker://example/planted#1': [planted, through], 'docker://example/climbing#1': [climbing] });
+    const store = storeWith(registry, join(root, 'store-escapes'));
+
+    const image = await store.acquire('docker://example/planted#1', undefined);
+    try {
+      assert.equal(existsSync(join(outside, 'written.txt')), false, 'nothing was written through the symlink');
+      assert.ok(lstatSync(join(image.path, 'escape')).isDirectory(), 'the later layer\'s directory replaced the symlink');
+      assert.equal(readFileSync(join(image.path, 'escape/written.txt'), 'utf8'), 'should stay inside');
+      assert.ok(statSync(join(image.path, 'dev')).isDirectory());
+      assert.equal(existsSync(join(image.path, 'dev/null')), false, 'device nodes are skipped');
+    } finally {
+      image.release();
+    }
+
+    await assert.rejects(store.acquire('docker://example/climbing#1', undefined), (error: Error) => {
+      assert.ok(error instanceof ImagePullError);
+      assert.match(error.message, /^failed to pull image docker:\/\/example\/climbing#1: could not unpack the image's layers: layer 1 of 1: .*climbs out of the root/);
+      return true;
+    });
+    assert.equal(existsSync(join(root, 'store-escapes', 'climbed.txt')), false);
+    assert.equal(existsSync(join(root, 'store-escapes', 'roots', 'climbed.txt')), false);
+  });
+
+  test('one pull for concurrent uses of an image, no download for a root already unpacked, and unused roots go beyond the size bound', async () => {
+    const rootFs = 'docker://example/busybox#cached';
+    const registry = memoryRegistry({ [rootFs]: buildBusyboxImage().layers });
+    const dir = join(root, 'store-cache');
+    const store = storeWith(registry, dir, { maxBytes: 0 });
+    const [first, second] = await Promise.all([store.acquire(rootFs, undefined), store.acquire(rootFs, undefined)]);
+    assert.equal(first.path, second.path);
+    assert.equal(registry.resolves, 1, 'the concurrent uses shared one pull');
+    assert.equal(registry.fetches.length, 1, 'the one layer was downloaded once');
+
+    const third = await store.acquire(rootFs, undefined);
+    assert.equal(third.path, first.path);
+    assert.equal(registry.resolves, 2, 'the manifest is asked for at every use (it checks credentials)');
+    assert.equal(registry.fetches.length, 1, 'but nothing is downloaded again');
+
+    first.release();
+    second.release();
+    await store.prune();
+    assert.ok(existsSync(third.path), 'a root in use stays, whatever the bound');
+    third.release();
+    await store.prune();
+    assert.equal(existsSync(third.path), false, 'an unused root over the bound is removed');
+    assert.deepEqual(execFileSync('ls', ['-A', join(dir, 'blobs')], { encoding: 'utf8' }).trim(), '', 'and so are its blobs');
+  });
+});
+
+// ---------------------------------------------------------------- the docker lifecycle in a busybox image
+
+/** The docker lifecycle as the file server would hand it out (symlinks followed, as the packer does). */
+function dockerLifecycleArchive(): Buffer {
+  return execFileSync('tar', ['-czhf', '-', '-C', DOCKER_LIFECYCLE, 'launcher', 'launcher.mjs', 'healthcheck', 'healthcheck.mjs', 'lib/flags.mjs'], { maxBuffer: 64 * 1024 * 1024 });
+}
+
+let fileServer: Server;
+let fileServerPort = 0;
+const served = new Map<string, Buffer>();
+const fileUrl = (path: string) => `http://127.0.0.1:${fileServerPort}${path}`;
+
+before(async () => {
+  served.set('/docker_app_lifecycle.tgz', dockerLifecycleArchive());
+  fileServer = createServer((req, res) => {
+    const body = served.get(req.url ?? '');
+    if (body === undefined) return void res.writeHead(404).end();
+    res.writeHead(200).end(body);
+  });
+  await new Promise<void>((resolve) => fileServer.listen(0, '127.0.0.1', resolve));
+  fileServerPort = (fileServer.address() as AddressInfo).port;
+});
+
+after(async () => {
+  fileServer?.closeAllConnections();
+  await new Promise((resolve) => fileServer?.close(resolve));
+  rmSync(root, { recursive: true, force: true });
+});
+
+const METADATA = JSON.stringify({ entrypoint: ['/bin/busybox'], cmd: ['httpd', '-f', '-p', '8080', '-h', '/www'], workdir: '/www', user: 'vcap' });
+
+/** A docker app's LRP as the nsync docker recipe shapes it (setup, launcher, healthcheck monitor). */
+function dockerLrp(processGuid: string, rootFs: string, options: { startCommand?: string; monitorArgs?: string[]; credentials?: { username: string; password: string } } = {}): DesiredLRP {
+  const logGuid = `log-${processGuid}`;
+  return DesiredLRP.fromPartial({
+    processGuid,
+    domain: 'docker-test',
+    rootFs,
+    instances: 1,
+    memoryMb: 256,
+    diskMb: 256,
+    ports: [8080],
+    logGuid,
+    metricsGuid: logGuid,
+    logSource: 'CELL',
+    metricTags: { source_id: { static: logGuid }, instance_id: { dynamic: MetricTagValue_DynamicValue.DYNAMIC_VALUE_INDEX } },
+    setup: Action.fromPartial({
+      serialAction: { actions: [{ downloadAction: { from: fileUrl('/docker_app_lifecycle.tgz'), to: '/tmp/lifecycle', cacheKey: 'docker-lifecycle', user: 'vcap' } }] },
+    }),
+    action: Action.fromPartial({
+      codependentAction: {
+        actions: [
+          {
+            runAction: {
+              path: '/tmp/lifecycle/launcher',
+              args: ['app', options.startCommand ?? '', METADATA],
+              env: [{ name: 'PORT', value: '8080' }],
+              user: 'vcap',
+              logSource: 'APP',
+            },
+          },
+        ],
+      },
+    }),
+    monitor: Action.fromPartial({
+      timeoutAction: {
+        action: { runAction: { path: '/tmp/lifecycle/healthcheck', args: options.monitorArgs ?? ['-port=8080'], user: 'vcap', logSource: 'HEALTH', resourceLimits: { nofile: '1024' } } },
+        timeoutMs: '30000',
+      },
+    }),
+    startTimeoutMs: '20000',
+    imageUsername: options.credentials?.username ?? '',
+    imagePassword: options.credentials?.password ?? '',
+  });
+}
+
+describe('the docker lifecycle inside a busybox image', () => {
+  let executor: Executor;
+  const lines: LogLine[] = [];
+  const rootFs = 'docker://example/busybox#latest';
+
+  before(() => {
+    executor = createExecutor({
+      dataDir: join(root, 'executor'),
+      logger,
+      hostServicePorts: [fileServerPort],
+      imageRegistry: memoryRegistry({ [rootFs]: buildBusyboxImage().layers }),
+      stopGraceMs: 1_000,
+      killWaitMs: 2_000,
+      monitorStartIntervalMs: 50,
+    });
+  });
+  after(async () => executor?.close());
+
+  async function runInstance(lrp: DesiredLRP): Promise<{ netInfo: NetInfo; stop: () => Promise<void> }> {
+    let crash: string | undefined;
+    let running: NetInfo | undefined;
+    const instance = executor.startLrpInstance({
+      desiredLrp: lrp,
+      index: 0,
+      instanceGuid: `${lrp.processGuid}-0`,
+      logSink: (line) => lines.push(line),
+      onRunning: (netInfo) => (running = netInfo),
+      onCrashed: (reason) => (crash = reason),
+    });
+    const netInfo = await waitFor('the instance running', () => {
+      if (crash !== undefined) throw new Error(`crashed: ${crash}; logs: ${JSON.stringify(lines.slice(-10))}`);
+      return running;
+    });
+    return { netInfo, stop: () => instance.stop() };
+  }
+
+  test('the launcher runs the image\'s entrypoint and cmd in its workdir; the healthcheck passes on the port', async () => {
+    const { netInfo, stop } = await runInstance(dockerLrp(`${token}-entrypoint`, rootFs));
+    try {
+      const answer = await fetch(`http://127.0.0.1:${netInfo.ports[0]!.hostPort}/`);
+      assert.equal(await answer.text(), EXAMPLE_IMAGE_PAGE);
+      assert.ok(lines.some((line) => line.source === 'HEALTH' && line.message === 'healthcheck passed'));
+    } finally {
+      await stop();
+    }
+  });
+
+  test('a start command runs with the image\'s /bin/sh; the http healthcheck passes; the host runtime is read-only and no host node is there', async () => {
+    const lrp = dockerLrp(`${token}-command`, rootFs, {
+      startCommand: `echo "runtime: $(ls ${HOST_RUNTIME_PATH}/bin | tr '\\n' ' ')"; touch ${HOST_RUNTIME_PATH}/x 2>/dev/null || echo runtime is read-only; [ -e /usr/bin/node ] || echo no host node; exec httpd -f -p 8080 -h /www`,
+      monitorArgs: ['-port=8080', '-uri=/index.html'],
+    });
+    const { netInfo, stop } = await runInstance(lrp);
+    try {
+      assert.equal(await (await fetch(`http://127.0.0.1:${netInfo.ports[0]!.hostPort}/index.html`)).text(), EXAMPLE_IMAGE_PAGE);
+      const app = lines.filter((line) => line.source === 'APP').map((line) => line.message);
+      assert.ok(app.some((line) => /^runtime: .*\bnode\b/.test(line) && /\bsh\b/.test(line) && /\bdropbear\b/.test(line)), app.join('\n'));
+      assert.ok(app.includes('runtime is read-only'));
+      assert.ok(app.includes('no host node'));
+    } finally {
+      await stop();
+    }
+  });
+});
+
+// ---------------------------------------------------------------- docker LRPs on the embedded Diego
+
+describe('docker LRPs on the embedded Diego from a real registry', () => {
+  const PASSWORD = `s3cret-${token}`;
+  let open: TestRegistry;
+  let guarded: TestRegistry;
+  let diego: EmbeddedDiego;
+  let bbs: BbsClient;
+  let cell: EmbeddedCell;
+  const logStream = new PassThrough();
+  let logText = '';
+  logStream.on('data', (chunk: Buffer) => (logText += chunk.toString('utf8')));
+  const rootFsOf = (reference: string) => {
+    const [host, ...rest] = reference.split('/');
+    const [remote, tag] = rest.join('/').split(':');
+    return `docker://${host}/${remote}#${tag}`;
+  };
+
+  before(async () => {
+    [open, guarded] = await Promise.all([startRegistry(), startRegistry({ auth: { username: 'puller', password: PASSWORD } })]);
+    diego = await startEmbeddedDiego({
+      dataDir: join(root, 'diego'),
+      logger,
+      timing: { convergenceIntervalMs: 500, taskKickIntervalMs: 500, staleUnclaimedMs: 500, cellTtlMs: 3_000, cellCheckIntervalMs: 100, callbackTimeoutMs: 2_000, reservationTtlMs: 2_000 },
+      logCache: { flushIntervalMs: 20 },
+    });
+    bbs = createBbsClient({ url: diego.url, logger });
+    cell = await startEmbeddedCell({
+      diego,
+      cellId: `cell-${token}`,
+      dataDir: join(root, 'cell'),
+      logger: createLogger({ destination: logStream, level: 'debug' }),
+      capacity: { memoryMb: 4096, diskMb: 16_384, containers: 16 },
+      hostServicePorts: [fileServerPort],
+      executorOptions: {
+        imageRegistry: createImageRegistry({ insecureRegistries: [open.address, guarded.address] }),
+        stopGraceMs: 1_000,
+        killWaitMs: 2_000,
+        monitorStartIntervalMs: 50,
+      },
+      timing: { evacuationTimeoutMs: 1_000, evacuationPollIntervalMs: 50, reportRetryDelayMs: 20 },
+    });
+  });
+
+  after(async () => {
+    await cell?.close({ evacuate: false });
+    bbs?.close();
+    await diego?.close(100);
+    await Promise.all([open?.stop(), guarded?.stop()]);
+  });
+
+  const ordinary = async (processGuid: string): Promise<ActualLRP | undefined> =>
+    (await bbs.actualLrps({ processGuid, index: 0 })).find((lrp) => lrp.presence === ActualLRP_Presence.PRESENCE_ORDINARY);
+
+  async function answersOverHttp(processGuid: string): Promise<void> {
+    const lrp = await waitFor(`${processGuid} RUNNING`, async () => {
+      const actual = await ordinary(processGuid);
+      if (actual?.state === ActualLrpState.CRASHED) throw new Error(`crashed: ${actual.crashReason}`);
+      return actual?.state === ActualLrpState.RUNNING ? actual : undefined;
+    });
+    const port = lrp.actualLrpNetInfo!.ports[0]!.hostPort;
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), EXAMPLE_IMAGE_PAGE);
+    await bbs.removeDesiredLrp(processGuid);
+    await waitFor(`${processGuid} removed`, async () => (await bbs.actualLrps({ processGuid })).length === 0);
+  }
+
+  test('an image from an open registry runs and answers on its host port', async () => {
+    const reference = await pushExampleImage(open);
+    await bbs.desireLrp(dockerLrp(`${token}-open`, rootFsOf(reference)));
+    await answersOverHttp(`${token}-open`);
+  });
+
+  test('an image behind basic auth runs with the LRP\'s credentials', async () => {
+    const reference = await pushExampleImage(guarded);
+    await bbs.desireLrp(dockerLrp(`${token}-auth`, rootFsOf(reference), { credentials: { username: 'puller', password: PASSWORD } }));
+    await answersOverHttp(`${token}-auth`);
+  });
+
+  test('wrong credentials crash the instance with a clear reason, and the password is in no log line', async () => {
+    const reference = await pushExampleImage(guarded, { repository: 'ccbridge/private' });
+    const wrong = `wrong-${PASSWORD}`;
+    const processGuid = `${token}-wrong`;
+    await bbs.desireLrp(dockerLrp(processGuid, rootFsOf(reference), { credentials: { username: 'puller', password: wrong } }));
+    const crashed = await waitFor('the instance crashed', async () => {
+      const actual = await ordinary(processGuid);
+      return actual !== undefined && actual.crashCount > 0 ? actual : undefined;
+    });
+    assert.match(crashed.crashReason, new RegExp(`^failed to pull image docker://${guarded.address.replace('.', '\\.')}/ccbridge/private#latest: `));
+    assert.match(crashed.crashReason, /unauthori[sz]ed|401|denied/i);
+    await bbs.removeDesiredLrp(processGuid);
+    assert.ok(logText.includes('failed-to-prepare-instance-root'), 'the cell logged the failure');
+    assert.equal(logText.includes(wrong), false, 'the wrong password is in no log line');
+    assert.equal(logText.includes(PASSWORD), false, 'nor the right one');
+    const digestOfWrong = createHash('sha256').update(wrong).digest('hex');
+    assert.equal(logText.includes(digestOfWrong), false);
+  });
+});
