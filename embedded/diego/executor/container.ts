@@ -20,7 +20,8 @@
 //                setpriv --reuid=<uid> --regid=<gid> --clear-groups -- bwrap --die-with-parent
 //                --new-session --unshare-user --uid <u> --gid <g> --unshare-pid --unshare-ipc ...
 //                --ro-bind <root> / --bind /run/ccbridge/tmp /tmp --bind /run/ccbridge/home /home/vcap
-//                --proc /proc --dev /dev --chdir <dir> --info-fd 3 -- <path> <args>
+//                --proc /proc --dev /dev --ro-bind /run/ccbridge/etc/passwd /etc/passwd (and group)
+//                --chdir <dir> --info-fd 3 -- <path> <args>
 //            Every run action is a sandbox of its own in the shared network namespace: a fresh pid
 //            namespace per process, so stopping a process takes everything it started with it,
 //            and all of them share /tmp and /home/vcap, binds of the same host directories.
@@ -49,7 +50,7 @@
 // written by tar running inside a sandbox as the same user, never by the executor itself, so a
 // symlink planted by an app cannot redirect a write outside the container.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readdir, readFile, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { basename, isAbsolute, join, normalize } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -183,7 +184,7 @@ const CONTAINER_HOME = '/home/vcap';
  * runs as root, binds them here first, on a tmpfs anyone may walk, and every sandbox starts by
  * entering that mount namespace.
  */
-const STAGED = { dir: '/run/ccbridge', tmp: '/run/ccbridge/tmp', home: '/run/ccbridge/home', root: '/run/ccbridge/root', binds: '/run/ccbridge/binds' };
+const STAGED = { dir: '/run/ccbridge', tmp: '/run/ccbridge/tmp', home: '/run/ccbridge/home', root: '/run/ccbridge/root', binds: '/run/ccbridge/binds', etc: '/run/ccbridge/etc' };
 const WRITABLE_ROOTS = ['/tmp', CONTAINER_HOME];
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const MAX_STDERR_TAIL = 4096;
@@ -268,6 +269,8 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
   await chown(homeDir, settings.hostUid, settings.hostGid);
   await chmod(tmpDir, 0o1777);
   await chmod(homeDir, 0o755);
+  const etcDir = join(dir, 'etc');
+  const accounts = await writeAccountFiles(rootPath, spec.rootfs === 'host', etcDir);
 
   const live = new Set<SandboxProcess>();
   let holder: SandboxProcess | undefined;
@@ -334,6 +337,7 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
         STAGED.home,
         ...(spec.rootfs === 'host' ? [] : ['--ro-bind', rootPath, STAGED.root]),
         ...(spec.readOnlyBinds ?? []).flatMap((bind, index) => ['--ro-bind', bind.hostPath, `${STAGED.binds}/${index}`]),
+        ...(accounts ? ['--ro-bind', etcDir, STAGED.etc] : []),
         '--cap-drop',
         'ALL',
         '--info-fd',
@@ -484,6 +488,9 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
       '--dev',
       '/dev',
     ];
+    if (accounts && (root === 'container' || spec.rootfs === 'host')) {
+      args.push('--ro-bind', `${STAGED.etc}/passwd`, '/etc/passwd', '--ro-bind', `${STAGED.etc}/group`, '/etc/group');
+    }
     (spec.readOnlyBinds ?? []).forEach((bind, index) => args.push('--ro-bind', `${STAGED.binds}/${index}`, bind.containerPath));
     args.push('--chdir', chdir, '--info-fd', String(INFO_FD));
     return args;
@@ -779,6 +786,49 @@ async function checkImageRoot(root: string): Promise<void> {
     const info = await stat(join(root, needed)).catch(() => undefined);
     if (!info?.isDirectory()) throw new ContainerError(`rootfs ${root} has no /${needed} directory to mount the container's own on`);
   }
+}
+
+/**
+ * The container's /etc/passwd and /etc/group: the root's own, with two changes that programs
+ * looking users up by name need (an SSH server above all; diego-sshd runs dropbear):
+ *
+ *   * a `vcap` user and group (uid and gid VCAP_UID, home /home/vcap, shell bash) when the root
+ *     has none: the host root standing in for cflinuxfs4 usually has no vcap, and dropbear logs
+ *     in only users getpwnam finds, whose home holds authorized_keys;
+ *   * no `tty` group: inside the sandbox's user namespace only the container's uid and gid are
+ *     mapped, and an SSH server that finds a tty group chowns each new pty to it, which the kernel
+ *     refuses for an unmapped gid and the session ends; without one the pty keeps the user's
+ *     group (devpts gives it the opener's), as on a system without a tty group.
+ *
+ * Written into <container>/etc (0755, files 0644) and bound read-only over /etc/passwd and
+ * /etc/group. An image root whose /etc or account files are not plain files and directories (a
+ * symlink could name a host file) keeps its own, untouched; undefined then.
+ */
+async function writeAccountFiles(rootPath: string, hostRoot: boolean, etcDir: string): Promise<boolean> {
+  const read = async (name: string): Promise<string | undefined> => {
+    const path = join(rootPath, 'etc', name);
+    if (!hostRoot) {
+      const etc = await lstat(join(rootPath, 'etc')).catch(() => undefined);
+      const file = await lstat(path).catch(() => undefined);
+      if (!etc?.isDirectory() || !file?.isFile()) return undefined;
+    }
+    return readFile(path, 'utf8').catch(() => undefined);
+  };
+  const passwd = await read('passwd');
+  const group = await read('group');
+  if (passwd === undefined || group === undefined) return false;
+  const lines = (text: string) => text.split('\n').filter((line) => line.trim() !== '');
+  const named = (list: string[], name: string) => list.some((line) => line.split(':')[0] === name);
+  const users = lines(passwd);
+  const shell = (await stat(join(rootPath, 'bin/bash')).catch(() => undefined))?.isFile() ? '/bin/bash' : '/bin/sh';
+  if (!named(users, 'vcap')) users.push(`vcap:x:${VCAP_UID}:${VCAP_UID}::${CONTAINER_HOME}:${shell}`);
+  const groups = lines(group).filter((line) => line.split(':')[0] !== 'tty');
+  if (!named(groups, 'vcap')) groups.push(`vcap:x:${VCAP_UID}:`);
+  await mkdir(etcDir, { mode: 0o755 });
+  await chmod(etcDir, 0o755);
+  await writeFile(join(etcDir, 'passwd'), `${users.join('\n')}\n`, { mode: 0o644 });
+  await writeFile(join(etcDir, 'group'), `${groups.join('\n')}\n`, { mode: 0o644 });
+  return true;
 }
 
 function isWritablePath(path: string): boolean {
