@@ -114,6 +114,9 @@ export interface ResolvedImage {
   readonly diffIds: string[];
   /** Bottom layer first. */
   readonly layers: LayerDescriptor[];
+  /** The platform image manifest, parsed, and its bytes as received (their sha256 is manifestDigest). */
+  readonly manifest: any;
+  readonly manifestBytes: Buffer;
 }
 
 export interface RegistryClientOptions {
@@ -149,6 +152,17 @@ export interface RegistryClient {
   openBlob(ref: string | ImageReference, digest: string): Promise<Readable & { readonly bytesRead: number }>;
   /** A small blob (up to 8 MiB) in memory, verified. */
   readBlob(ref: string | ImageReference, digest: string): Promise<Buffer>;
+  /** Uploads a blob in one piece unless the repository has it; content is a Buffer or opens a stream of `size` bytes. */
+  pushBlob(
+    ref: string | ImageReference,
+    digest: string,
+    content: Buffer | (() => Promise<Readable>),
+    size?: number,
+  ): Promise<{ digest: string; uploaded: boolean }>;
+  /** PUTs manifest bytes under a tag or digest; returns their digest. */
+  pushManifest(ref: string | ImageReference, reference: string, bytes: Buffer, mediaType: string): Promise<string>;
+  /** Copies a resolved image that `source` can read into `target` (same manifest bytes, so the same digest). */
+  copyImage(source: RegistryClient, image: ResolvedImage, target: string | ImageReference): Promise<{ reference: ImageReference; manifestDigest: string }>;
   /** `http://host:port` for insecure registries, else `https://host:port`. */
   registryURL(registry: string): string;
   /** Closes kept-alive connections. */

@@ -291,7 +291,7 @@ export function createRegistryClient(options = {}) {
    * One HTTP exchange, following redirects (Authorization is kept only on the same origin).
    * Resolves with the response once its headers are in; the caller consumes or discards the body.
    */
-  function exchange(url, { method = 'GET', headers = {}, what }) {
+  function exchange(url, { method = 'GET', headers = {}, body, what }) {
     return new Promise((resolve, reject) => {
       let redirects = 0;
       const go = (target, requestHeaders) => {
@@ -334,7 +334,11 @@ export function createRegistryClient(options = {}) {
           response.setTimeout?.(timeoutMs, () => response.destroy(fail('TIMEOUT', `${what}: ${parsed.host} stalled for ${timeoutMs} ms`)));
           resolve(response);
         });
-        request.end();
+        if (body === undefined || Buffer.isBuffer(body)) request.end(body);
+        else {
+          body.on('error', (err) => request.destroy(err));
+          body.pipe(request);
+        }
       };
       go(url, headers);
     });
@@ -398,7 +402,8 @@ export function createRegistryClient(options = {}) {
     return `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`;
   }
 
-  async function fetchToken(registry, challenge, scope, what) {
+  /** Asks the challenge's token service for `scope`; the token is kept under `cacheScope`, the scope we look it up by. */
+  async function fetchToken(registry, challenge, scope, cacheScope, what) {
     let realm;
     try {
       realm = new URL(challenge.realm);
@@ -434,7 +439,7 @@ export function createRegistryClient(options = {}) {
     if (typeof token !== 'string' || token === '') throw fail('PROTOCOL', `${what}: the token service ${realm.host} gave no token`);
     // Tokens live 60 s unless told otherwise; renew a little early.
     const lifetimeS = Number.isFinite(answer.expires_in) && answer.expires_in > 0 ? answer.expires_in : 60;
-    tokens.set(`${registry}|${scope}`, { token, expiresAt: Date.now() + Math.max(lifetimeS - 5, 1) * 1000 });
+    tokens.set(`${registry}|${cacheScope}`, { token, expiresAt: Date.now() + Math.max(lifetimeS - 5, 1) * 1000 });
   }
 
   /**
@@ -443,23 +448,35 @@ export function createRegistryClient(options = {}) {
    * Resolves with a 2xx response; anything else becomes a RegistryError.
    */
   async function registryGet(ref, path, { accept, what, notFound }) {
-    const scope = `repository:${ref.repository}:pull`;
-    const url = `${baseURL(ref.registry)}/v2/${ref.repository}/${path}`;
+    return registryCall(ref, { path, headers: accept ? { Accept: accept } : {}, what, notFound });
+  }
+
+  /**
+   * One call on a repository's API. `path` is below /v2/<repository>/ unless `url` is given (an
+   * upload location). A streamed body cannot be sent twice, so calls with one must come after
+   * a call that settled authentication (the upload's POST does).
+   * @param {any} ref
+   * @param {{ method?: string, path?: string, url?: string, headers?: Record<string, string>, body?: Buffer | import('node:stream').Readable,
+   *   push?: boolean, what: string, notFound?: (code: string) => string, allow?: number[] }} call
+   */
+  async function registryCall(ref, { method = 'GET', path = '', url, headers: extraHeaders = {}, body, push = false, what, notFound, allow = [] }) {
+    const scope = `repository:${ref.repository}:${push ? 'pull,push' : 'pull'}`;
+    const target = url ?? `${baseURL(ref.registry)}/v2/${ref.repository}/${path}`;
+    const retryable = body === undefined || Buffer.isBuffer(body);
     for (let attempt = 0; ; attempt += 1) {
-      const headers = {};
-      if (accept) headers.Accept = accept;
+      const headers = { ...extraHeaders };
       const authorization = authorizationFor(ref.registry, scope);
       if (authorization) headers.Authorization = authorization;
-      const response = await exchange(url, { headers, what });
+      const response = await exchange(target, { method, headers, body, what });
       const status = response.statusCode ?? 0;
-      if (status >= 200 && status < 300) return response;
+      if ((status >= 200 && status < 300) || allow.includes(status)) return response;
 
-      if (status === 401 && attempt === 0) {
+      if (status === 401 && attempt === 0 && retryable) {
         const challenge = parseChallenge(response.headers['www-authenticate']);
         await registryErrorsOf(response);
         if (challenge?.scheme === 'bearer' && challenge.realm) {
           challenges.set(ref.registry, challenge);
-          await fetchToken(ref.registry, challenge, challenge.scope || scope, what);
+          await fetchToken(ref.registry, challenge, challenge.scope || scope, scope, what);
           continue;
         }
         if (challenge?.scheme === 'basic' && credentialsFor(ref.registry)) {
@@ -475,7 +492,7 @@ export function createRegistryClient(options = {}) {
       }
       if (status === 404 || codes.some((code) => code.endsWith('_UNKNOWN'))) {
         const code = ['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN'].find((known) => codes.includes(known)) ?? 'NOT_FOUND';
-        throw fail(code, notFound(code), { status });
+        throw fail(code, notFound ? notFound(code) : `${what}: not found (HTTP ${status}${text ? `: ${text}` : ''})`, { status });
       }
       if (status === 429) throw fail('TOO_MANY_REQUESTS', `${what}: ${ref.registry} is rate limiting (HTTP 429)${text ? `: ${text}` : ''}`, { status });
       throw fail('PROTOCOL', `${what}: ${ref.registry} answered HTTP ${status}${text ? `: ${text}` : ''}`, { status });
@@ -515,7 +532,7 @@ export function createRegistryClient(options = {}) {
     const contentType = String(response.headers['content-type'] ?? '').split(';')[0].trim();
     const mediaType = typeof manifest?.mediaType === 'string' && manifest.mediaType !== '' ? manifest.mediaType : contentType;
     // The digest is that of the bytes received (what Docker-Content-Digest should also say).
-    return { manifest, mediaType, digest: DIGEST.test(reference) ? reference : digest };
+    return { manifest, mediaType, digest: DIGEST.test(reference) ? reference : digest, bytes: body };
   }
 
   function choosePlatform(ref, index, what) {
@@ -541,12 +558,12 @@ export function createRegistryClient(options = {}) {
   async function resolveImage(input) {
     const ref = toReference(input);
     const what = `resolving ${ref.canonical}`;
-    let { manifest, mediaType, digest } = await getManifest(ref, ref.reference);
+    let { manifest, mediaType, digest, bytes } = await getManifest(ref, ref.reference);
     let indexDigest;
     if (INDEX_TYPES.has(mediaType) || (mediaType === '' && Array.isArray(manifest?.manifests))) {
       indexDigest = digest;
       const entry = choosePlatform(ref, manifest, what);
-      ({ manifest, mediaType, digest } = await getManifest(ref, entry.digest));
+      ({ manifest, mediaType, digest, bytes } = await getManifest(ref, entry.digest));
     }
     if (manifest?.schemaVersion === 1) {
       throw fail('UNSUPPORTED_MANIFEST', `${what}: schema 1 manifests are not supported; push the image again with a current docker or buildah`);
@@ -582,7 +599,76 @@ export function createRegistryClient(options = {}) {
       metadata: imageMetadataOf(config),
       diffIds: Array.isArray(config?.rootfs?.diff_ids) ? config.rootfs.diff_ids.map(String) : [],
       layers,
+      manifest,
+      manifestBytes: bytes,
     };
+  }
+
+  /** Whether the repository has the blob already (HEAD). */
+  async function hasBlob(ref, digest) {
+    const response = await registryCall(ref, { method: 'HEAD', path: `blobs/${digest}`, push: true, what: `checking blob ${digest} in ${ref.registry}/${ref.repository}`, allow: [404] });
+    response.resume();
+    return response.statusCode === 200;
+  }
+
+  /**
+   * Uploads a blob in one piece (POST an upload, PUT its content with ?digest=), unless the
+   * repository has it. `content` is a Buffer, or a function opening a stream of `size` bytes.
+   * @param {any} input
+   * @param {string} digest
+   * @param {Buffer | (() => Promise<import('node:stream').Readable>)} content
+   * @param {number} [size]
+   */
+  async function pushBlob(input, digest, content, size) {
+    const ref = toReference(input);
+    checkDigest(digest, digest);
+    if (await hasBlob(ref, digest)) return { digest, uploaded: false };
+    const what = `uploading blob ${digest} to ${ref.registry}/${ref.repository}`;
+    const started = await registryCall(ref, { method: 'POST', path: 'blobs/uploads/', push: true, what, headers: { 'Content-Length': '0' }, body: Buffer.alloc(0) });
+    started.resume();
+    const location = started.headers.location;
+    if (typeof location !== 'string' || location === '') throw fail('PROTOCOL', `${what}: the registry gave no upload location`);
+    const uploadURL = new URL(location, `${baseURL(ref.registry)}/`);
+    uploadURL.searchParams.set('digest', digest);
+    const body = Buffer.isBuffer(content) ? content : await content();
+    const length = Buffer.isBuffer(content) ? content.length : size;
+    const headers = { 'Content-Type': 'application/octet-stream' };
+    if (length !== undefined) headers['Content-Length'] = String(length);
+    const done = await registryCall(ref, { method: 'PUT', url: uploadURL.href, push: true, what, headers, body });
+    done.resume();
+    return { digest, uploaded: true };
+  }
+
+  /** PUTs manifest bytes under a tag or digest; returns their digest. */
+  async function pushManifest(input, reference, bytes, mediaType) {
+    const ref = toReference(input);
+    const what = `pushing manifest ${ref.registry}/${ref.repository}:${reference}`;
+    const response = await registryCall(ref, {
+      method: 'PUT',
+      path: `manifests/${reference}`,
+      push: true,
+      what,
+      headers: { 'Content-Type': mediaType, 'Content-Length': String(bytes.length) },
+      body: bytes,
+    });
+    response.resume();
+    return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  }
+
+  /**
+   * Copies a resolved image (its platform manifest, config and layers) from the registry
+   * `source` reads to `target` through this client, blobs streamed through; the manifest bytes
+   * are kept, so the copy has the same digest.
+   */
+  async function copyImage(source, image, targetInput) {
+    const target = toReference(targetInput);
+    const blobs = [{ digest: image.configDigest, size: undefined }, ...image.layers.map((layer) => ({ digest: layer.digest, size: layer.size }))];
+    for (const blob of blobs) {
+      if (blob.size === undefined) await pushBlob(target, blob.digest, await source.readBlob(image.reference, blob.digest));
+      else await pushBlob(target, blob.digest, () => source.openBlob(image.reference, blob.digest), blob.size);
+    }
+    const manifestDigest = await pushManifest(target, target.reference, image.manifestBytes, image.mediaType);
+    return { reference: target, manifestDigest };
   }
 
   /** A blob as a stream whose last chunk only arrives if the content matches the digest. */
@@ -655,6 +741,9 @@ export function createRegistryClient(options = {}) {
     fetchBlob,
     openBlob,
     readBlob: (input, digest) => readBlob(toReference(input), digest),
+    pushBlob,
+    pushManifest,
+    copyImage,
     /** The URL base this client uses for a registry (`http` only for insecure registries). */
     registryURL: (registry) => baseURL(normalizeRegistryHost(registry)),
     close() {
