@@ -1,14 +1,16 @@
 // `ccbridge diego`: the embedded Diego — a BBS-compatible API on SQLite with the auctioneer,
 // task callbacks, convergence and the log-cache read API — with its cell, as one daemon. The
 // all-in-one starts its Diego through the same builder, with the same flags.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExecutorPrerequisiteError, startEmbeddedCell } from '../../embedded/diego/cell/index.js';
+import { createImageRegistry } from '../../embedded/diego/executor/registry.js';
 import { startEmbeddedDiego, type EmbeddedDiego, type EmbeddedDiegoTls } from '../../embedded/diego/index.js';
 import { defineCommand, stopAll, type Stoppable } from '../../lib/daemon.js';
 import { bool, checkListenAddress, duration, int, list, splitHostPort, string } from '../../lib/flags.js';
 import type { Logger } from '../../lib/log.js';
 import { commonFlags } from './common.js';
+import { stagerRecipeFlags } from './recipes.js';
 
 const notNegative = (value: number) => (value < 0 ? 'must be 0 or more' : undefined);
 
@@ -36,6 +38,14 @@ export const diegoFlags = {
     ...list('host ports containers reach as 127.0.0.1:<port> (file server, uploader, CC blobstore, registry), comma-separated or repeated; the all-in-one adds its own file server, uploader and CC'),
     check: checkPorts,
   },
+  // The cell pulls the images of docker work itself; the staging task's builder reads image
+  // metadata from inside its container, so loopback registries named here are also forwarded
+  // into containers (a loopback registry with TLS goes in -cellHostServicePorts).
+  insecureDockerRegistry: stagerRecipeFlags.insecureDockerRegistry,
+  dockerRegistryCACert: string('CA certificate (PEM file) the cell trusts, beside the system\'s, when it pulls docker images', '', {
+    check: (v) => (v === '' || existsSync(v) ? undefined : `no such file: ${v}`),
+  }),
+  cellImageCacheMb: int('disk the cell keeps unused docker image layers and roots in, in MB; beyond it the least recently used go', 10_240, { check: notNegative }),
 };
 
 export interface DiegoFlagValues {
@@ -45,6 +55,9 @@ export interface DiegoFlagValues {
   cellMemoryMb: number;
   cellDiskMb: number;
   cellHostServicePorts: string[];
+  insecureDockerRegistry: string;
+  dockerRegistryCACert: string;
+  cellImageCacheMb: number;
 }
 
 export interface StartedDiego extends Stoppable {
@@ -88,13 +101,18 @@ export async function startDiegoFromFlags(
     url: diego.url,
     async startCell(extraPorts = []) {
       if (!flags.cell) return { description: 'none (-cell=false: tasks and instances wait for a cell)', stop: async () => {} };
-      const hostServicePorts = [...new Set([...extraPorts, ...parsePorts(flags.cellHostServicePorts)])];
+      const registries = flags.insecureDockerRegistry.split(',').filter((registry) => registry !== '');
+      const hostServicePorts = [...new Set([...extraPorts, ...parsePorts(flags.cellHostServicePorts), ...localRegistryPorts(registries)])];
       const cell = await startEmbeddedCell({
         diego,
         dataDir: dir('cell'),
         logger: log,
         capacity: { memoryMb: flags.cellMemoryMb || undefined, diskMb: flags.cellDiskMb || undefined },
         hostServicePorts,
+        executorOptions: {
+          imageRegistry: createImageRegistry({ caFile: flags.dockerRegistryCACert || undefined, insecureRegistries: registries }),
+          imageCacheMaxBytes: flags.cellImageCacheMb * 1024 * 1024,
+        },
       }).catch((error: unknown) => {
         // The one line a missing prerequisite stops the daemon with also says how to go on without a cell.
         throw error instanceof ExecutorPrerequisiteError ? new Error(`${error.message} (or start with -cell=false to run without a cell)`) : error;
@@ -106,6 +124,14 @@ export async function startDiegoFromFlags(
     },
     stop: () => stopAll(running).stop(),
   };
+}
+
+/** The ports of registries (`host:port`) on this machine's loopback, which containers can reach through a forward. */
+export function localRegistryPorts(registries: readonly string[]): number[] {
+  return registries.flatMap((registry) => {
+    const match = /^(127\.0\.0\.1|localhost|\[::1\]):(\d{1,5})$/.exec(registry);
+    return match ? [Number(match[2])] : [];
+  });
 }
 
 /** The port of each service URL that listens on this machine (only those map into a container's loopback). */

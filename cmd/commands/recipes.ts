@@ -15,7 +15,7 @@ export const stagerRecipeFlags = {
   stagingTaskCallbackURL: string('URL at which Diego reaches this stager\'s completion route (default: the REST listen address)'),
   dockerStagingStack: string('stack docker staging tasks run on', 'cflinuxfs4', { check: (v) => (v ? undefined : 'Invalid Docker staging stack') }),
   dockerRegistryAddress: string('host:port of a registry docker images are cached in (empty: no caching)'),
-  insecureDockerRegistry: string('comma-separated registries (host:port) the docker builder may reach without verified TLS'),
+  insecureDockerRegistry: string('comma-separated registries (host:port) reached over plain http: by the docker builder, and by the embedded cell when it pulls images (which forwards those on 127.0.0.1 into containers)'),
   privilegedStaging: bool('run staging containers privileged'),
   maxStagingTimeout: int('upper bound of any staging timeout, in seconds', 3600),
 };
