@@ -32,7 +32,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, test } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 
 const checkout = fileURLToPath(new URL('../..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'ccbridge-readme-'));
@@ -386,130 +386,133 @@ test('the README walkthrough, as written, in a fresh clone', { timeout: 1_800_00
     };
     const instanceRows = (out: string) => [...out.matchAll(/^#(\d+)\s+(\S+)[^\n]*?\s(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)/gm)].map((m) => ({ index: Number(m[1]), state: m[2]!, since: Date.parse(m[3]!) }));
 
-    let failed = false;
-    for (const readmeLine of steps) {
-      if (failed) break;
+    /** Runs one README line and checks what it did, given what the lines before it did. */
+    const checkStep = async (readmeLine: string, step: TestContext): Promise<void> => {
       const line = substitute(readmeLine);
       const { words } = shellWords(line);
       const command = cli(words);
-      await t.test(readmeLine, async (step) => {
-        step.diagnostic(`$ ${line}`);
-        failed = true;
-        await checkStep();
-        failed = false;
-      });
-      async function checkStep(): Promise<void> {
-        if (words[0] === 'curl') {
-          assert.equal(words.length, 2, `curl with one URL and no options: ${readmeLine}`);
-          const url = new URL(words[1]!);
-          const app = appFromHost(url);
-          if (url.pathname === '/kill') {
-            // Once: each answered request is one crash.
-            const answer = await waitFor('the kill answered', async () => {
-              const res = await curlGet(url);
-              return res.status === 200 ? res : undefined;
-            });
-            assert.match(answer.text, /killing itself/);
-            app.crashesExpected += 1;
-            app.killedAt = Date.now();
-            return;
-          }
-          assert.equal(url.pathname, '/', `curl of an app's / or /kill: ${readmeLine}`);
-          const index = join(clone, 'examples', app.dir, 'index.html');
-          const want = existsSync(index) ? readFileSync(index, 'utf8') : 'hello from ccbridge\n';
+      step.diagnostic(`$ ${line}`);
+      if (words[0] === 'curl') {
+        assert.equal(words.length, 2, `curl with one URL and no options: ${readmeLine}`);
+        const url = new URL(words[1]!);
+        const app = appFromHost(url);
+        if (url.pathname === '/kill') {
+          // Once: each answered request is one crash.
+          const answer = await waitFor('the kill answered', async () => {
+            const res = await curlGet(url);
+            return res.status === 200 ? res : undefined;
+          });
+          assert.match(answer.text, /killing itself/);
+          app.crashesExpected += 1;
+          app.killedAt = Date.now();
+          return;
+        }
+        assert.equal(url.pathname, '/', `curl of an app's / or /kill: ${readmeLine}`);
+        const index = join(clone, 'examples', app.dir, 'index.html');
+        const want = existsSync(index) ? readFileSync(index, 'utf8') : 'hello from ccbridge\n';
+        let last = '';
+        await waitFor(`${url} to answer through the router`, async () => {
+          const res = await curlGet(url);
+          last = `${res.status} ${res.text}`;
+          return res.status === 200 && res.text === want;
+        }, STEP_TIMEOUT_MS, () => last);
+        return;
+      }
+      assert.ok(command, `a README step this test knows how to check (curl or npx ccbridge): ${readmeLine}`);
+      const [verb, ...rest] = command;
+      switch (verb) {
+        case 'push': {
+          const dir = rest[0]!;
+          const flag = (long: string, short?: string) => {
+            const i = rest.findIndex((w) => w === long || w === short);
+            return i >= 0 ? rest[i + 1] : undefined;
+          };
+          const name = flag('--name', '-n') ?? basename(dir);
+          const instances = Number(flag('--instances', '-i') ?? 1);
+          const ran = await run(line, PUSH_TIMEOUT_MS);
+          assert.ok(ran.stdout.includes(`${name} is running at http://${name}.localhost:${routerPort}/`), `push prints the app's URL:\n${ran.stdout}`);
+          apps.set(name, { dir: basename(dir), instances, started: true, deleted: false, crashesExpected: 0 });
+          return;
+        }
+        case 'apps': {
+          await runUntil(line, 'every app listed with its instances running', (out) =>
+            [...apps].every(([name, app]) => {
+              const row = new RegExp(`^${name}\\s+(\\S+)\\s+(\\d+)/(\\d+)`, 'm').exec(out);
+              if (app.deleted) return row === null;
+              return row !== null && (!app.started || (row[1] === 'STARTED' && row[2] === String(app.instances) && row[3] === String(app.instances)));
+            }),
+          );
+          return;
+        }
+        case 'events': {
+          const app = appNamed(rest[0]);
+          // Named by whichever notices first: the exit (status 137) or the liveness check.
+          await runUntil(line, `${app.crashesExpected} crash event(s) of ${rest[0]}`, (o) => (o.match(/\bapp\.crash\b/g) ?? []).length >= app.crashesExpected);
+          return;
+        }
+        case 'app': {
+          const app = appNamed(rest[0]);
+          await runUntil(line, `${app.instances} instance(s) of ${rest[0]} RUNNING${app.killedAt ? ' again after the kill' : ''}`, (out) => {
+            const rows = instanceRows(out);
+            const running = rows.filter((r) => r.state === 'RUNNING');
+            // The since of a replaced instance is at or after the kill (to the second).
+            const fresh = app.killedAt === undefined || running.some((r) => r.since >= Math.floor(app.killedAt! / 1000) * 1000);
+            return rows.length === app.instances && running.length === app.instances && fresh;
+          });
+          return;
+        }
+        case 'scale': {
+          const app = appNamed(rest[0]);
+          const i = rest.findIndex((w) => w === '-i' || w === '--instances');
+          assert.ok(i >= 0, `scale of instances: ${readmeLine}`);
+          const ran = await run(line);
+          app.instances = Number(rest[i + 1]);
+          assert.match(ran.stdout, new RegExp(`${rest[0]}: ${app.instances} instances`));
+          return;
+        }
+        case 'logs': {
+          assert.ok(rest.includes('--recent'), 'logs --recent (following logs runs until Ctrl-C)');
+          appNamed(rest[0]);
+          // The app's own output: its lines on stdout, tagged APP.
+          await runUntil(line, `the output of ${rest[0]} in its logs`, (out) => /\[APP\/\d+\] (OUT|ERR) \S/.test(out));
+          return;
+        }
+        case 'stop': {
+          const app = appNamed(rest[0]);
+          await run(line);
+          app.started = false;
+          app.killedAt = undefined;
+          const url = new URL(`http://${rest[0]}.localhost:${routerPort}/`);
           let last = '';
-          await waitFor(`${url} to answer through the router`, async () => {
+          await waitFor(`${rest[0]} gone from the router`, async () => {
             const res = await curlGet(url);
             last = `${res.status} ${res.text}`;
-            return res.status === 200 && res.text === want;
+            return res.status >= 400;
           }, STEP_TIMEOUT_MS, () => last);
           return;
         }
-        assert.ok(command, `a README step this test knows how to check (curl or npx ccbridge): ${readmeLine}`);
-        const [verb, ...rest] = command;
-        switch (verb) {
-          case 'push': {
-            const dir = rest[0]!;
-            const flag = (long: string, short?: string) => {
-              const i = rest.findIndex((w) => w === long || w === short);
-              return i >= 0 ? rest[i + 1] : undefined;
-            };
-            const name = flag('--name', '-n') ?? basename(dir);
-            const instances = Number(flag('--instances', '-i') ?? 1);
-            const ran = await run(line, PUSH_TIMEOUT_MS);
-            assert.ok(ran.stdout.includes(`${name} is running at http://${name}.localhost:${routerPort}/`), `push prints the app's URL:\n${ran.stdout}`);
-            apps.set(name, { dir: basename(dir), instances, started: true, deleted: false, crashesExpected: 0 });
-            return;
-          }
-          case 'apps': {
-            await runUntil(line, 'every app listed with its instances running', (out) =>
-              [...apps].every(([name, app]) => {
-                const row = new RegExp(`^${name}\\s+(\\S+)\\s+(\\d+)/(\\d+)`, 'm').exec(out);
-                if (app.deleted) return row === null;
-                return row !== null && (!app.started || (row[1] === 'STARTED' && row[2] === String(app.instances) && row[3] === String(app.instances)));
-              }),
-            );
-            return;
-          }
-          case 'events': {
-            const app = appNamed(rest[0]);
-            // Named by whichever notices first: the exit (status 137) or the liveness check.
-            await runUntil(line, `${app.crashesExpected} crash event(s) of ${rest[0]}`, (o) => (o.match(/\bapp\.crash\b/g) ?? []).length >= app.crashesExpected);
-            return;
-          }
-          case 'app': {
-            const app = appNamed(rest[0]);
-            await runUntil(line, `${app.instances} instance(s) of ${rest[0]} RUNNING${app.killedAt ? ' again after the kill' : ''}`, (out) => {
-              const rows = instanceRows(out);
-              const running = rows.filter((r) => r.state === 'RUNNING');
-              // The since of a replaced instance is at or after the kill (to the second).
-              const fresh = app.killedAt === undefined || running.some((r) => r.since >= Math.floor(app.killedAt! / 1000) * 1000);
-              return rows.length === app.instances && running.length === app.instances && fresh;
-            });
-            return;
-          }
-          case 'scale': {
-            const app = appNamed(rest[0]);
-            const i = rest.findIndex((w) => w === '-i' || w === '--instances');
-            assert.ok(i >= 0, `scale of instances: ${readmeLine}`);
-            const ran = await run(line);
-            app.instances = Number(rest[i + 1]);
-            assert.match(ran.stdout, new RegExp(`${rest[0]}: ${app.instances} instances`));
-            return;
-          }
-          case 'logs': {
-            assert.ok(rest.includes('--recent'), 'logs --recent (following logs runs until Ctrl-C)');
-            appNamed(rest[0]);
-            // The app's own output: its lines on stdout, tagged APP.
-            await runUntil(line, `the output of ${rest[0]} in its logs`, (out) => /\[APP\/\d+\] (OUT|ERR) \S/.test(out));
-            return;
-          }
-          case 'stop': {
-            const app = appNamed(rest[0]);
-            await run(line);
-            app.started = false;
-            app.killedAt = undefined;
-            const url = new URL(`http://${rest[0]}.localhost:${routerPort}/`);
-            let last = '';
-            await waitFor(`${rest[0]} gone from the router`, async () => {
-              const res = await curlGet(url);
-              last = `${res.status} ${res.text}`;
-              return res.status >= 400;
-            }, STEP_TIMEOUT_MS, () => last);
-            return;
-          }
-          case 'delete': {
-            const app = appNamed(rest[0]);
-            await run(line);
-            app.deleted = true;
-            const res = await fetch(`${ccUrl}/dev/v1/apps/${rest[0]}`);
-            assert.equal(res.status, 404, `${rest[0]} is gone from the development CC`);
-            return;
-          }
-          default:
-            assert.fail(`the README runs "${readmeLine}", which this test does not know how to check: teach it the step`);
+        case 'delete': {
+          const app = appNamed(rest[0]);
+          await run(line);
+          app.deleted = true;
+          const res = await fetch(`${ccUrl}/dev/v1/apps/${rest[0]}`);
+          assert.equal(res.status, 404, `${rest[0]} is gone from the development CC`);
+          return;
         }
+        default:
+          assert.fail(`the README runs "${readmeLine}", which this test does not know how to check: teach it the step`);
       }
+    };
+
+    let failed = false;
+    for (const readmeLine of steps) {
+      // Each step builds on the ones before: the first failure ends the walkthrough.
+      if (failed) break;
+      await t.test(readmeLine, async (step) => {
+        failed = true;
+        await checkStep(readmeLine, step);
+        failed = false;
+      });
     }
     assert.equal(failed, false, 'every step of the walkthrough passed');
 
