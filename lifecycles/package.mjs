@@ -1,7 +1,8 @@
 // Packs the programs containers run into the archives the file server hands out:
 // buildpack_app_lifecycle.tgz (builder, launcher, healthcheck and diego-sshd at its top level,
-// which the recipes' download actions unpack into /tmp/lifecycle) and, on request, the example
-// buildpacks as <name>_buildpack.tgz.
+// which the recipes' download actions unpack into /tmp/lifecycle), docker_app_lifecycle.tgz
+// (the docker builder, and the launcher, healthcheck and diego-sshd docker apps run) and, on
+// request, the example buildpacks as <name>_buildpack.tgz.
 //
 // The archives are reproducible: the same sources give the same bytes (entries sorted by name,
 // mtime 0, owner root, fixed modes, gzip without name or time), so a cell's download cache keyed
@@ -17,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 const LIFECYCLES_DIR = dirname(fileURLToPath(import.meta.url));
 
 export const BUILDPACK_LIFECYCLE_ARCHIVE = 'buildpack_app_lifecycle.tgz';
+export const DOCKER_LIFECYCLE_ARCHIVE = 'docker_app_lifecycle.tgz';
 export const EXAMPLE_BUILDPACKS = ['nodejs', 'staticfile'];
 
 /** The programs the recipes run by name; everything else shipped is a module they load. */
@@ -28,6 +30,21 @@ export function packageBuildpackLifecycle(outDir) {
   return packDirectory(sourceDir, join(outDir, BUILDPACK_LIFECYCLE_ARCHIVE), (relativePath, isTopLevel) => {
     if (isTopLevel && LIFECYCLE_PROGRAMS.has(relativePath)) return 0o755;
     return relativePath.endsWith('.mjs') ? 0o644 : undefined;
+  });
+}
+
+/**
+ * Packs lifecycles/docker into `<outDir>/docker_app_lifecycle.tgz`: the builder (staging tasks
+ * unpack it into /tmp/docker_app_lifecycle) and the programs docker app instances run from
+ * /tmp/lifecycle. Everything in the folder ships but type declarations; the programs the
+ * recipes name are executable.
+ */
+export function packageDockerLifecycle(outDir) {
+  const sourceDir = join(LIFECYCLES_DIR, 'docker');
+  return packDirectory(sourceDir, join(outDir, DOCKER_LIFECYCLE_ARCHIVE), (relativePath, isTopLevel) => {
+    if (relativePath.endsWith('.d.mts') || relativePath.endsWith('.d.ts')) return undefined;
+    if (isTopLevel && LIFECYCLE_PROGRAMS.has(relativePath)) return 0o755;
+    return 0o644;
   });
 }
 

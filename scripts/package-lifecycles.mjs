@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// Writes the lifecycle archives into the file server's static directory.
+// Writes the lifecycle archives (buildpack and docker) into the file server's static directory.
 //
 //   node scripts/package-lifecycles.mjs [<out dir>] [--data-dir <dir>] [--buildpacks]
 //
 // The out dir defaults to <data dir>/lifecycles, the data dir to ./.ccbridge (the all-in-one's
 // default). --buildpacks also writes the example buildpacks as <name>_buildpack.tgz.
 import { join, resolve } from 'node:path';
-import { EXAMPLE_BUILDPACKS, packageBuildpack, packageBuildpackLifecycle } from '../lifecycles/package.mjs';
+import { EXAMPLE_BUILDPACKS, packageBuildpack, packageBuildpackLifecycle, packageDockerLifecycle } from '../lifecycles/package.mjs';
 
 const DEFAULT_DATA_DIR = './.ccbridge';
 
@@ -32,6 +32,6 @@ for (let index = 0; index < args.length; index += 1) {
 }
 outDir = resolve(outDir ?? join(dataDir, 'lifecycles'));
 
-const archives = [packageBuildpackLifecycle(outDir)];
+const archives = [packageBuildpackLifecycle(outDir), packageDockerLifecycle(outDir)];
 if (withBuildpacks) for (const name of EXAMPLE_BUILDPACKS) archives.push(packageBuildpack(name, outDir));
 for (const archive of archives) console.log(`wrote ${archive.path} (${archive.bytes} bytes, sha256 ${archive.sha256})`);

@@ -2,7 +2,7 @@
 // /v1/static/ — in practice the lifecycle bundles that tasks and LRPs download.
 import { mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { EXAMPLE_BUILDPACKS, packageBuildpack, packageBuildpackLifecycle } from '../../lifecycles/package.mjs';
+import { EXAMPLE_BUILDPACKS, packageBuildpack, packageBuildpackLifecycle, packageDockerLifecycle } from '../../lifecycles/package.mjs';
 import { startFileServer } from '../../services/fileserver/static-files.js';
 import { bool, checkListenAddress, duration, splitHostPort, string } from '../../lib/flags.js';
 import { defineCommand } from '../../lib/daemon.js';
@@ -12,13 +12,17 @@ import { listenerTlsFlags, listenerTlsFrom } from './flags.js';
 export const fileServerFlags = {
   fileServerListenAddress: string('host:port the file server listens on', '127.0.0.1:8080', { check: checkListenAddress }),
   staticDirectory: string('directory served under /v1/static/ (required)', ''),
-  packLifecycles: bool('pack this checkout\'s buildpack lifecycle and example buildpacks into -staticDirectory at start (as the all-in-one does), creating it if need be'),
+  packLifecycles: bool('pack this checkout\'s buildpack and docker lifecycles and example buildpacks into -staticDirectory at start (as the all-in-one does), creating it if need be'),
 };
 
-/** The buildpack lifecycle bundle and the example buildpacks, packed fresh from this checkout. */
+/**
+ * The buildpack and docker lifecycle bundles and the example buildpacks, packed fresh from this
+ * checkout, at the paths the default -lifecycle values name.
+ */
 export function packBuiltInLifecycles(staticDirectory: string): void {
   mkdirSync(staticDirectory, { recursive: true });
   packageBuildpackLifecycle(join(staticDirectory, 'buildpack_app_lifecycle'));
+  packageDockerLifecycle(join(staticDirectory, 'docker_app_lifecycle'));
   for (const name of EXAMPLE_BUILDPACKS) packageBuildpack(name, join(staticDirectory, 'buildpacks'));
 }
 
