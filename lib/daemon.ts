@@ -1,12 +1,17 @@
 // Running a daemon: typed flags checked first (a bad flag is one line on stderr and exit 2),
 // --help, a logger, and ordered shutdown on SIGINT/SIGTERM (stop accepting, finish in flight,
-// release locks) with a bound on how long it may take.
+// release locks, flush what is queued) within a grace period: each component is handed what is
+// left of it, and whatever still runs when it is over is closed.
 import { createLogger, type Logger } from './log.js';
 import { describeFlags, FlagError, parseFlags, type FlagSpecs, type FlagValues } from './flags.js';
 
 /** Something started that must be stopped on shutdown. */
 export interface Stoppable {
-  stop(): Promise<void>;
+  /**
+   * Stops it. graceMs, when given, is how long work in flight may still take (requests, reports
+   * being delivered); what is left after it is cut short. Without it, the component's own default.
+   */
+  stop(graceMs?: number): Promise<void>;
 }
 
 export interface Command<S extends FlagSpecs = FlagSpecs> {
@@ -20,16 +25,20 @@ export function defineCommand<S extends FlagSpecs>(command: Command<S>): Command
   return command;
 }
 
-/** Stops components in the reverse order of their start. */
+/** Stops components in the reverse order of their start, each with what is left of the grace period. */
 export function stopAll(components: readonly Stoppable[]): Stoppable {
   return {
-    async stop() {
-      for (const component of [...components].reverse()) await component.stop();
+    async stop(graceMs?: number) {
+      const deadline = graceMs === undefined ? undefined : Date.now() + graceMs;
+      for (const component of [...components].reverse()) await component.stop(deadline === undefined ? undefined : Math.max(0, deadline - Date.now()));
     },
   };
 }
 
-const SHUTDOWN_BOUND_MS = 30_000;
+/** The grace period when a command has no -shutdownGracePeriod flag. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** Beyond the grace period: time for closing what is left (connections, databases) before giving up. */
+const SHUTDOWN_MARGIN_MS = 5_000;
 
 export async function runCommand(name: string, command: Command, argv: readonly string[]): Promise<void> {
   let parsed: ReturnType<typeof parseFlags>;
@@ -47,6 +56,7 @@ export async function runCommand(name: string, command: Command, argv: readonly 
     return;
   }
   const level = (parsed.values as { logLevel?: string }).logLevel;
+  const graceMs = (parsed.values as { shutdownGracePeriod?: number }).shutdownGracePeriod ?? DEFAULT_SHUTDOWN_GRACE_MS;
   const log = createLogger({ name: name || 'ccbridge', level: level || undefined });
   let running: Stoppable;
   try {
@@ -60,14 +70,14 @@ export async function runCommand(name: string, command: Command, argv: readonly 
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting-down');
+    log.info({ signal, grace_ms: graceMs }, 'shutting-down');
     const bound = setTimeout(() => {
-      log.error({ bound_ms: SHUTDOWN_BOUND_MS }, 'shutdown-took-too-long');
+      log.error({ bound_ms: graceMs + SHUTDOWN_MARGIN_MS }, 'shutdown-took-too-long');
       process.exit(1);
-    }, SHUTDOWN_BOUND_MS);
+    }, graceMs + SHUTDOWN_MARGIN_MS);
     bound.unref();
     running
-      .stop()
+      .stop(graceMs)
       .then(() => {
         log.info('stopped');
         process.exit(0);

@@ -49,8 +49,8 @@ export default defineCommand({
     });
     process.stdout.write(`gateway  rest ${gateway.url}\n`);
     return {
-      async stop() {
-        await gateway.close();
+      async stop(graceMs) {
+        await gateway.close(graceMs);
         for (const c of channels) c.close();
       },
     };

@@ -1,5 +1,7 @@
 // Active/passive: a component that works only while its daemon holds a Locket lock. It starts
-// when the lock is taken and stops at once when it is lost; a standby keeps trying.
+// when the lock is taken and stops at once when it is lost; a standby keeps trying. On shutdown
+// the work stops first (given the grace period to finish what it has in hand), then the lock is
+// released, so a standby takes over at its next try instead of after the TTL.
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { createLockRunner } from '../../clients/locket/index.js';
@@ -8,7 +10,8 @@ import type { Logger } from '../../lib/log.js';
 
 export interface LockedWork {
   start(): void;
-  stop(): Promise<void>;
+  /** graceMs: a shutdown's grace period (absent when the lock is lost: stop at once). */
+  stop(graceMs?: number): Promise<void>;
 }
 
 export function runWhileLocked(options: {
@@ -42,8 +45,8 @@ export function runWhileLocked(options: {
   runner.start();
   return {
     owner,
-    async stop() {
-      await options.work.stop();
+    async stop(graceMs?: number) {
+      await options.work.stop(graceMs);
       await runner.stop();
     },
   };

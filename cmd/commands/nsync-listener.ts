@@ -19,8 +19,8 @@ export default defineCommand({
     const served = await serveServices({ services: [{ definition: NsyncServiceDefinition, implementation: listener }], grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log, metrics });
     process.stdout.write(`nsync    rest ${served.restUrl}   grpc ${served.grpcAddress}\n`);
     return {
-      async stop() {
-        await served.stop();
+      async stop(graceMs) {
+        await served.stop(graceMs);
         bbs.close();
       },
     };

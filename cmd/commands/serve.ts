@@ -42,9 +42,9 @@ export async function serveServices(options: {
   return {
     grpcAddress: grpc.address,
     restUrl: rest.url,
-    async stop() {
-      await rest.close();
-      await grpc.close();
+    /** Both listeners stop accepting at once; requests in flight have graceMs to finish. */
+    async stop(graceMs?: number) {
+      await Promise.all([rest.close(graceMs), grpc.close(graceMs)]);
     },
   };
 }

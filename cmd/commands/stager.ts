@@ -25,8 +25,8 @@ export default defineCommand({
     process.stdout.write(`stager   rest ${served.restUrl}   grpc ${served.grpcAddress}\n`);
     log.info('Listening for staging requests!');
     return {
-      async stop() {
-        await served.stop();
+      async stop(graceMs) {
+        await served.stop(graceMs);
         bbs.close();
         cc.close();
       },

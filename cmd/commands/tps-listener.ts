@@ -30,8 +30,8 @@ export default defineCommand({
     const served = await serveServices({ services: [{ definition: TpsServiceDefinition, implementation: tps }], grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log, metrics: createMetricsRegistry() });
     process.stdout.write(`tps      rest ${served.restUrl}   grpc ${served.grpcAddress}\n`);
     return {
-      async stop() {
-        await served.stop();
+      async stop(graceMs) {
+        await served.stop(graceMs);
         bbs.close();
       },
     };

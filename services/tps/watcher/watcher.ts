@@ -46,8 +46,13 @@ export const WATCHER_DEFAULTS: WatcherConfig = {
 export interface Watcher {
   /** Starts watching and delivering (the daemon calls this when it takes the lock). */
   start(): void;
-  /** Stops at once: no more events handled, no more deliveries started (on lock loss or shutdown). */
-  stop(): Promise<void>;
+  /**
+   * Stops handling events at once. With drainMs (a shutdown while holding the lock), every report
+   * in the outbox gets one more delivery attempt (backoff or not) within drainMs, so CC hears of
+   * them now rather than at the next start; without it (the lock lost: another watcher may deliver) deliveries stop at
+   * once too. Whatever is not delivered stays in the outbox.
+   */
+  stop(drainMs?: number): Promise<void>;
   readonly running: boolean;
 }
 
@@ -87,6 +92,10 @@ export function createWatcher(deps: WatcherDependencies): Watcher {
   });
 
   let controller: AbortController | undefined;
+  /** Aborts the event stream alone (a draining stop), before the deliveries. */
+  let eventsController: AbortController | undefined;
+  /** While draining, the delivery loop ends once nothing is due. */
+  let draining = false;
   let tasks: Promise<unknown>[] = [];
   let wake: (() => void) | undefined;
 
@@ -155,12 +164,18 @@ export function createWatcher(deps: WatcherDependencies): Watcher {
 
   async function deliverOutbox(signal: AbortSignal): Promise<void> {
     let lastPrune = 0;
+    /** While draining: reports tried once already (each queued report gets one last try, backoff or not). */
+    const triedWhileDraining = new Set<number>();
     while (!signal.aborted) {
-      const due = deps.outbox.due(now(), config.deliveryConcurrency);
+      const due = draining
+        ? deps.outbox.due(Number.MAX_SAFE_INTEGER, config.deliveryConcurrency + triedWhileDraining.size).filter((r) => !triedWhileDraining.has(r.seq)).slice(0, config.deliveryConcurrency)
+        : deps.outbox.due(now(), config.deliveryConcurrency);
       if (due.length > 0) {
+        if (draining) for (const report of due) triedWhileDraining.add(report.seq);
         await Promise.all(due.map((report) => deliver(report, signal)));
         continue;
       }
+      if (draining) return;
       if (now() - lastPrune > 60_000) {
         deps.outbox.prune(now() - config.rememberDeliveredMs, 100_000);
         lastPrune = now();
@@ -188,19 +203,36 @@ export function createWatcher(deps: WatcherDependencies): Watcher {
     start() {
       if (controller) return;
       controller = new AbortController();
+      eventsController = new AbortController();
+      draining = false;
       const { signal } = controller;
       log.info({ outbox_depth: deps.outbox.depth() }, 'started');
       const started = performance.now();
-      tasks = [consumeEvents(signal), deliverOutbox(signal)].map((task) =>
+      tasks = [consumeEvents(AbortSignal.any([signal, eventsController.signal])), deliverOutbox(signal)].map((task) =>
         task.catch((error: unknown) => log.error({ err: error, after_ms: performance.now() - started }, 'watcher-task-failed')),
       );
     },
-    async stop() {
+    async stop(drainMs) {
       if (!controller) return;
-      controller.abort();
+      const stopping = controller;
       controller = undefined;
+      if (drainMs !== undefined && drainMs > 0) {
+        eventsController?.abort();
+        draining = true;
+        kick();
+        log.info({ outbox_depth: deps.outbox.depth(), drain_ms: drainMs }, 'draining-outbox');
+        let timer: NodeJS.Timeout | undefined;
+        const drained = await Promise.race([
+          Promise.all(tasks).then(() => true),
+          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), drainMs))),
+        ]);
+        clearTimeout(timer);
+        if (!drained) log.warn({ outbox_depth: deps.outbox.depth() }, 'outbox-drain-cut-short');
+      }
+      stopping.abort();
       await Promise.all(tasks);
       tasks = [];
+      draining = false;
       log.info({ outbox_depth: deps.outbox.depth() }, 'stopped');
     },
   };
