@@ -20,6 +20,7 @@ import { Action } from '../../gen/diego/bbs/v1/actions.js';
 import { ActualLRP_Presence, type ActualLRP } from '../../gen/diego/bbs/v1/actual_lrp.js';
 import { MetricTagValue_DynamicValue } from '../../gen/diego/bbs/v1/container.js';
 import { DesiredLRP } from '../../gen/diego/bbs/v1/desired_lrp.js';
+import { Task_State, TaskDefinition } from '../../gen/diego/bbs/v1/task.js';
 import { startEmbeddedCell, type EmbeddedCell } from '../../embedded/diego/cell/index.js';
 import { createExecutor, findSandboxTools, HOST_RUNTIME_PATH, type Executor, type LogLine, type NetInfo } from '../../embedded/diego/executor/index.js';
 import { createImageStore, ImagePullError, type ImageRegistry, type ImageStore } from '../../embedded/diego/executor/images.js';
@@ -409,6 +410,39 @@ describe('docker LRPs on the embedded Diego from a real registry', () => {
     const reference = await pushExampleImage(guarded);
     await bbs.desireLrp(dockerLrp(`${token}-auth`, rootFsOf(reference), { credentials: { username: 'puller', password: PASSWORD } }));
     await answersOverHttp(`${token}-auth`);
+  });
+
+  test('a task in an image runs there and hands back its result; a task whose image cannot be pulled fails with the reason', async () => {
+    const reference = await pushExampleImage(open, { repository: 'ccbridge/task' });
+    const task = (taskGuid: string, rootFs: string) =>
+      bbs.desireTask(
+        taskGuid,
+        'docker-test',
+        TaskDefinition.fromPartial({
+          rootFs,
+          memoryMb: 64,
+          diskMb: 64,
+          logGuid: `log-${taskGuid}`,
+          metricTags: { source_id: { static: `log-${taskGuid}` } },
+          action: Action.fromPartial({ runAction: { path: '/bin/sh', args: ['-c', 'cat /www/index.html > /tmp/result.txt'], user: 'vcap' } }),
+          resultFile: '/tmp/result.txt',
+        }),
+      );
+    const completed = (taskGuid: string) =>
+      waitFor(`${taskGuid} completed`, async () => {
+        const found = await bbs.taskByGuid(taskGuid);
+        return found.state === Task_State.STATE_COMPLETED ? found : undefined;
+      });
+
+    await task(`${token}-task`, rootFsOf(reference));
+    const done = await completed(`${token}-task`);
+    assert.equal(done.failed, false, done.failureReason);
+    assert.equal(done.result, EXAMPLE_IMAGE_PAGE);
+
+    await task(`${token}-missing`, `docker://${open.address}/ccbridge/missing#latest`);
+    const failed = await completed(`${token}-missing`);
+    assert.equal(failed.failed, true);
+    assert.match(failed.failureReason, new RegExp(`^failed to pull image docker://${open.address.replace('.', '\\.')}/ccbridge/missing#latest: `));
   });
 
   test('wrong credentials crash the instance with a clear reason, and the password is in no log line', async () => {
