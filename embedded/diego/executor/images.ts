@@ -106,6 +106,8 @@ export function createImageStore(options: ImageStoreOptions): ImageStore {
   const blobFetches = new Map<string, Promise<void>>();
   /** Containers using each root, by manifest digest. */
   const users = new Map<string, number>();
+  /** Sizes of unpacked roots, which never change once built. */
+  const rootBytes = new Map<string, number>();
   let blobsFetched = 0;
   let pullCount = 0;
   let ready: Promise<void> | undefined;
@@ -207,7 +209,8 @@ export function createImageStore(options: ImageStoreOptions): ImageStore {
       let pulling = pulls.get(key);
       if (pulling === undefined) {
         const timeout = AbortSignal.timeout(options.pullTimeoutMs);
-        pulling = pull(rootFs, credentials, timeout)
+        // The registry client bounds each request; this bounds the whole pull.
+        pulling = raceAbort(pull(rootFs, credentials, timeout), timeout)
           .catch((error: unknown) => {
             const message = timeout.aborted ? `timed out after ${options.pullTimeoutMs}ms` : (error as Error).message;
             throw new ImagePullError(`failed to pull image ${displayImage(rootFs)}: ${redact(message, credentials)}`);
@@ -235,7 +238,7 @@ export function createImageStore(options: ImageStoreOptions): ImageStore {
     async prune() {
       await prepareDirs();
       const now = Date.now();
-      const roots = await entriesByAge(rootsDir);
+      const roots = await entriesByAge(rootsDir, rootBytes);
       let total = roots.reduce((sum, root) => sum + root.bytes, 0);
       for (const root of roots) {
         const digest = root.name.replace('-', ':');
@@ -243,8 +246,11 @@ export function createImageStore(options: ImageStoreOptions): ImageStore {
         if (total <= options.maxBytes && now - root.usedAtMs <= options.maxIdleMs) continue;
         log.info({ digest, bytes: root.bytes }, 'removing-image-root');
         await rm(join(rootsDir, root.name), { recursive: true, force: true });
+        rootBytes.delete(root.name);
         total -= root.bytes;
       }
+      // A pull in flight may be about to unpack the blobs it fetched.
+      if (pulls.size > 0 || unpacks.size > 0) return;
       const blobs = await entriesByAge(blobsDir);
       let blobTotal = blobs.reduce((sum, blob) => sum + blob.bytes, 0);
       for (const blob of blobs) {
@@ -288,13 +294,19 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Entries of a directory, least recently used first, with their sizes on disk. */
-async function entriesByAge(dir: string): Promise<Array<{ name: string; usedAtMs: number; bytes: number }>> {
+async function entriesByAge(dir: string, knownBytes?: Map<string, number>): Promise<Array<{ name: string; usedAtMs: number; bytes: number }>> {
   const names = await readdir(dir).catch(() => []);
   const entries = await Promise.all(
     names.map(async (name) => {
       const info = await stat(join(dir, name)).catch(() => undefined);
       if (info === undefined) return undefined;
-      return { name, usedAtMs: info.mtimeMs, bytes: info.isDirectory() ? await treeBytes(join(dir, name)) : info.blocks * 512 };
+      if (!info.isDirectory()) return { name, usedAtMs: info.mtimeMs, bytes: info.blocks * 512 };
+      let bytes = knownBytes?.get(name);
+      if (bytes === undefined) {
+        bytes = await treeBytes(join(dir, name));
+        if (!name.startsWith('.tmp-')) knownBytes?.set(name, bytes);
+      }
+      return { name, usedAtMs: info.mtimeMs, bytes };
     }),
   );
   return entries.filter((entry) => entry !== undefined).sort((a, b) => a.usedAtMs - b.usedAtMs);
