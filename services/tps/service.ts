@@ -78,6 +78,8 @@ export function createTpsService(deps: TpsDependencies): TpsServiceImplementatio
     async getLrpStatus(request, context) {
       return bounded(async () => {
         const requestId = requestIdOf(context);
+        // An empty guid filters nothing at the BBS: it would list every instance in Diego.
+        if (request.processGuid === '') throw invalidArgument('MISSING_PROCESS_GUID', 'process guid missing');
         let actuals: ActualLRP[];
         try {
           actuals = await deps.diego.actualLrpsByProcessGuid(request.processGuid, requestId);

@@ -91,6 +91,15 @@ describe('tps listener', () => {
     assert.equal(r.text, '[]\n');
   });
 
+  // Found by test/fuzz (seed 7: GetLrpStatus with an empty message): an empty guid reached the
+  // BBS as no filter at all and answered every instance in Diego, slowly.
+  test('status of an empty guid is 400, not every instance in Diego', async () => {
+    await desire('someone-else', 1);
+    const r = await bridge.request('GET', '/v1/actual_lrps/');
+    assert.equal(r.status, 400);
+    assert.equal(r.text, '');
+  });
+
   test('stats: host, port and stats by index; Authorization passed to log-cache; 401 without it; 404 unknown', async () => {
     await desire('stats-app', 2);
     setInstance('stats-app', 0, running(61010));
