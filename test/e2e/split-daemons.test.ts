@@ -36,6 +36,7 @@ const CC_PASSWORD = 'split-daemons-password';
 const daemons: Daemon[] = [];
 let ccUrl = '';
 let routerUrl = '';
+let tpsUrl = '';
 let diego: Daemon;
 const { api, app, events } = devCcApi(() => ccUrl, { username: CC_USER, password: CC_PASSWORD });
 const viaRouter = async () => (await routed(routerUrl, 'hello.localhost')).text;
@@ -81,6 +82,7 @@ before(async () => {
     start('tps-watcher', [bbsFlag, ...cc_, `-locketAddress=${locket}`, ...fast], /^tps-watcher /m),
   ]);
   routerUrl = second[4].address('router');
+  tpsUrl = second[2].address('tps +rest');
 });
 
 after(async () => {
@@ -107,6 +109,11 @@ test('push, run, crash, scale and stop the example app with every component in i
   await waitFor('3 instances running', async () => (await app('hello')).running_instances === 3);
   await waitFor('3 app processes on the cell', async () => appProcessesUnder(diego.child.pid!).length === 3);
   for (let i = 0; i < 6; i++) assert.match(await viaRouter(), /hello from ccbridge/);
+  // The TPS listener serves its own CC routes on -listenAddress too, as the original daemon did.
+  const processGuid = ((await app('hello')) as { process_guid?: string }).process_guid;
+  assert.ok(processGuid);
+  const instances = (await (await fetch(`${tpsUrl}/v1/actual_lrps/${processGuid}`)).json()) as { state: string }[];
+  assert.deepEqual(instances.map((i) => i.state), ['RUNNING', 'RUNNING', 'RUNNING']);
   const sandboxes: ProcessInfo[] = descendants(diego.child.pid!);
   assert.ok(sandboxes.some((p) => p.cmdline.includes('bwrap')) && sandboxes.some((p) => p.cmdline.includes('pasta')), 'the instances run in bwrap sandboxes networked by pasta');
 
@@ -116,6 +123,7 @@ test('push, run, crash, scale and stop the example app with every component in i
   await waitFor('no app process left', async () => appProcessesUnder(diego.child.pid!).length === 0);
 
   // SIGTERM to every daemon, the last started first: each exits 0 and leaves nothing running.
+  const children = daemons.flatMap((d) => descendants(d.child.pid!));
   const exits: Record<string, number> = {};
   for (const daemon of [...daemons].reverse()) exits[daemon.name] = await stopDaemon(daemon);
   assert.deepEqual(
@@ -123,6 +131,6 @@ test('push, run, crash, scale and stop the example app with every component in i
     Object.fromEntries(daemons.map((d) => [d.name, 0])),
     `every daemon exits 0:\n${daemons.filter((d) => exits[d.name] !== 0).map((d) => `${d.name}: ${d.output()}`).join('\n')}`,
   );
-  assert.deepEqual(stillAlive(sandboxes), [], 'no sandbox, pasta or app process survives');
+  assert.deepEqual(stillAlive([...sandboxes, ...children]), [], 'no sandbox, pasta, app or other child process survives');
   assert.deepEqual(processesMentioning(root), [], 'nothing of the daemons is left running');
 });
