@@ -25,7 +25,7 @@
 // printed for the same component, matched by name against the addresses the README shows
 // `npm start` printing. The command text otherwise runs as written.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
@@ -312,7 +312,9 @@ test('the README walkthrough, as written, in a fresh clone', { timeout: 1_800_00
 
   // `npm start` in the background, in its own process group as in a terminal (Ctrl-C reaches
   // the whole group), on ports of its own.
-  const help = execFileSync(process.execPath, [join(clone, 'bin/ccbridge.js'), '--help'], { cwd: clone, encoding: 'utf8', env: baseEnv });
+  const helpRun = spawnSync(process.execPath, [join(clone, 'bin/ccbridge.js'), '--help'], { cwd: clone, encoding: 'utf8', env: baseEnv });
+  assert.equal(helpRun.status, 0, `ccbridge --help runs in the clone of ${head.slice(0, 12)} (the committed state):\n${helpRun.stderr}`);
+  const help = helpRun.stdout;
   const listenFlags = [...new Set([...help.matchAll(/^ {2}-(\w*[lL]istenAddress) /gm)].map((m) => m[1]!))];
   assert.ok(['listenAddress', 'routerListenAddress', 'ccListenAddress'].every((f) => listenFlags.includes(f)), `the all-in-one's listen flags: ${listenFlags.join(', ')}`);
   const daemonWords = shellWords(daemonLines[0]!).words;
