@@ -163,6 +163,8 @@ export default defineCommand({
           fileServerUrl: lifecycleFlagValues.fileServerURL,
           appDomain: flags.appDomain,
           buildpacks: flags.buildpack.map(parseBuildpack).map((b) => ({ name: b.name, url: b.url ?? buildpackUrl(lifecycleFlagValues.fileServerURL, b.name) })),
+          // Each instance's SSH port and the diego-ssh route, for `ccbridge ssh`.
+          bbs,
         });
         started.push({ stop: () => cc.close() });
         ccUrl = cc.url;
@@ -215,17 +217,7 @@ export default defineCommand({
       }
 
       process.stdout.write(`ccbridge is running (data in ${flags.dataDir})\n${lines.join('\n')}\n`);
-      // Shutdown: the gateway and gRPC listeners stop accepting first and the requests in flight
-      // finish (they still reach the BBS and CC); then the rest in the reverse order of their
-      // start: the cell drains, the watcher flushes its outbox, both locks are released.
-      const rest = stopAll(started);
-      return {
-        async stop(graceMs) {
-          const deadline = Date.now() + (graceMs ?? 0);
-          await served.stop(graceMs);
-          await rest.stop(graceMs === undefined ? undefined : Math.max(0, deadline - Date.now()));
-        },
-      };
+      return stopAll(started);
     } catch (error) {
       await stopAll(started).stop();
       throw error;

@@ -20,6 +20,7 @@ import { APP_DEFAULTS, createController, systemClock, type AppDefaults, type Clo
 import { DEV_API_PREFIX, devRoutes } from './dev-api.js';
 import { basicAuthChecker, describeError, errorBody, RouteTable, sendJson, type Route } from './http.js';
 import { internalRoutes } from './internal-api.js';
+import type { SshLookup } from './ssh.js';
 import { DEFAULT_STACK, DEFAULT_STAGING_LIMITS, type ConfiguredBuildpack, type StagingLimits } from './messages.js';
 import { createCcStore, openCcDatabase } from './store.js';
 
@@ -61,6 +62,11 @@ export interface DevelopmentCloudControllerOptions {
   maxUploadBytes?: number;
   /** The bridge port, for tests that fake it in-process; default: HTTP to bridgeUrl. */
   bridge?: Bridge;
+  /**
+   * The BBS, read for SSH access (each instance's SSH port, and the diego-ssh route behind
+   * GET /dev/v1/apps/:app/ssh); without it the API reports neither.
+   */
+  bbs?: SshLookup;
 }
 
 export interface DevelopmentCloudController {
@@ -144,7 +150,7 @@ export async function startDevelopmentCloudController(options: DevelopmentCloudC
     const routes: Route[] = [
       { method: 'GET', path: '/', access: 'anyone', errors: 'v2', handle: ({ res }) => sendJson(res, 200, describe()) },
       ...internalRoutes(controller),
-      ...devRoutes(controller, appDomain, describe),
+      ...devRoutes(controller, appDomain, describe, options.bbs),
     ];
     const table = new RouteTable(routes);
     const blobstoreSigned = (pathname: string, query: URLSearchParams) => blobstore.verify(pathname, query);
