@@ -217,7 +217,17 @@ export default defineCommand({
       }
 
       process.stdout.write(`ccbridge is running (data in ${flags.dataDir})\n${lines.join('\n')}\n`);
-      return stopAll(started);
+      // Shutdown: the gateway and gRPC listeners stop accepting first and the requests in flight
+      // finish (they still reach the BBS and CC); then the rest in the reverse order of their
+      // start: the cell drains, the watcher flushes its outbox, both locks are released.
+      const rest = stopAll(started);
+      return {
+        async stop(graceMs) {
+          const deadline = Date.now() + (graceMs ?? 0);
+          await served.stop(graceMs);
+          await rest.stop(graceMs === undefined ? undefined : Math.max(0, deadline - Date.now()));
+        },
+      };
     } catch (error) {
       await stopAll(started).stop();
       throw error;
