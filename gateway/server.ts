@@ -3,12 +3,15 @@
 // statuses through gateway/status.ts. Nothing here knows a particular endpoint.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ScalarType, type DescField, type DescMessage } from '@bufbuild/protobuf';
 import { Metadata, Status } from 'nice-grpc';
+import { createInboundAuth, type InboundAuth } from '../lib/inbound-auth.js';
 import { decodeLegacyJson, emptyLegacyMessage, encodeLegacyJson, encodeLegacyJsonField, LegacyJsonError } from '../lib/legacy-json.js';
 import type { Logger } from '../lib/log.js';
+import { httpsServerOptions, type TlsMaterial } from '../lib/tls.js';
 import { GatewayCallError, type ServiceBinding } from './dispatch.js';
 import { RouteTable, routesFor, type Route } from './routes.js';
 import { errorBodyFor, httpStatusFor } from './status.js';
@@ -28,6 +31,16 @@ export interface GatewayOptions {
   forwardedHeaders?: readonly string[];
   /** Served as Prometheus text on GET /metrics when given. */
   metrics?: { metrics(): Promise<string>; contentType: string };
+  /** Requests served at once; more get 503 with no body (the original maxInFlight). 0: no limit. */
+  maxInFlightRequests?: number;
+  /** Inbound authentication (basic auth or a verified client certificate); off when absent. */
+  auth?: InboundAuth;
+  /**
+   * RPCs (`package.Service/Method`) that pass the caller's Authorization header on to a
+   * neighbour. With inbound authentication on they authenticate by client certificate only, so
+   * the header that reaches them is never the bridge's own credentials.
+   */
+  authorizationPassthrough?: readonly string[];
 }
 
 export const GATEWAY_DEFAULTS = {
@@ -35,6 +48,9 @@ export const GATEWAY_DEFAULTS = {
   maxHeaderBytes: 1024 * 1024,
   callTimeoutMs: 60_000,
   forwardedHeaders: ['authorization'],
+  maxInFlightRequests: 0,
+  /** TPS stats: the caller's Authorization goes to log-cache (the traffic controller in 2015). */
+  authorizationPassthrough: ['cloudfoundry.ccbridge.tps.v1.TpsService/GetLrpStats'],
 } as const;
 
 /** A request the gateway could not turn into a call: answered with this status and no body. */
@@ -57,6 +73,10 @@ export function createGatewayHandler(options: GatewayOptions): GatewayHandler {
   const forwarded = (options.forwardedHeaders ?? GATEWAY_DEFAULTS.forwardedHeaders).map((h) => h.toLowerCase());
   const dispatchers = new Map(options.services.map((s) => [s.definition.fullName, s.dispatcher]));
   const table = new RouteTable(routesFor(options.services.map((s) => s.definition)));
+  const auth = options.auth ?? createInboundAuth({});
+  const passthrough = new Set(options.authorizationPassthrough ?? GATEWAY_DEFAULTS.authorizationPassthrough);
+  const maxInFlight = options.maxInFlightRequests ?? GATEWAY_DEFAULTS.maxInFlightRequests;
+  let inFlight = 0;
 
   return (req, res) => {
     const started = performance.now();
@@ -79,6 +99,20 @@ export function createGatewayHandler(options: GatewayOptions): GatewayHandler {
       );
     });
 
+    const match = table.match(req.method ?? 'GET', pathname);
+    const passesAuthorizationOn = match !== undefined && 'route' in match && passthrough.has(`${match.route.serviceName}/${match.route.method.name}`);
+    if (auth.check(req, passesAuthorizationOn ? 'certificate-only' : 'basic-or-certificate') === 'refused') {
+      req.resume();
+      return void auth.refuse(res);
+    }
+
+    if (maxInFlight > 0 && inFlight >= maxInFlight) {
+      req.resume();
+      return void writeEmpty(res, 503);
+    }
+    inFlight++;
+    res.once('close', () => inFlight--);
+
     if (options.metrics && pathname === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
       const registry = options.metrics;
       return void registry.metrics().then(
@@ -93,7 +127,6 @@ export function createGatewayHandler(options: GatewayOptions): GatewayHandler {
       );
     }
 
-    const match = table.match(req.method ?? 'GET', pathname);
     if (!match) return void writePlain(res, 404, '404 page not found\n');
     if ('allowed' in match) {
       res.setHeader('Allow', match.allowed.join(', '));
@@ -114,6 +147,8 @@ export function createGatewayHandler(options: GatewayOptions): GatewayHandler {
         const request = buildRequest(route, variables, query, body);
         const metadata = Metadata({ [REQUEST_ID_HEADER]: requestId });
         for (const name of forwarded) {
+          // Credentials that authenticated to the bridge stay here.
+          if (name === 'authorization' && auth.enabled && !passesAuthorizationOn) continue;
           const value = headerValue(req, name);
           if (value) metadata.set(name, value);
         }
@@ -148,9 +183,12 @@ export interface RunningGateway {
 }
 
 /** Serves the gateway on host:port (port 0 picks a free one). */
-export async function startGateway(options: GatewayOptions & { host?: string; port?: number }): Promise<RunningGateway> {
+export async function startGateway(options: GatewayOptions & { host?: string; port?: number; tls?: TlsMaterial }): Promise<RunningGateway> {
   const handler = createGatewayHandler(options);
-  const server = createServer({ maxHeaderSize: options.maxHeaderBytes ?? GATEWAY_DEFAULTS.maxHeaderBytes }, handler);
+  const maxHeaderSize = options.maxHeaderBytes ?? GATEWAY_DEFAULTS.maxHeaderBytes;
+  // With a client CA the handshake asks for a certificate and each request is checked by the
+  // inbound authentication (a client without one may still use basic auth where it is allowed).
+  const server: Server = options.tls ? createHttpsServer({ ...httpsServerOptions(options.tls, false), maxHeaderSize }, handler) : createServer({ maxHeaderSize }, handler);
   server.keepAliveTimeout = 30_000;
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
@@ -161,7 +199,7 @@ export async function startGateway(options: GatewayOptions & { host?: string; po
     });
   });
   const port = (server.address() as AddressInfo).port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   options.logger.child({ session: 'gateway' }).info({ url }, 'gateway-listening');
   let closing: Promise<void> | undefined;
   return {

@@ -1,12 +1,15 @@
 // A log-cache reader: `GET /api/v1/read/<source_id>` as log-cache serves it (envelopes as JSON).
 // TPS reads container metrics through it — from the embedded Diego's read API on one machine,
 // from the deployment's log-cache against a real foundation.
+import { tlsFetch, type ClientTls } from '../../lib/tls-fetch.js';
 import type { InstanceMetrics } from '../../services/tps/instances.js';
 
 export interface LogCacheClientOptions {
   /** e.g. http://127.0.0.1:8083 */
   url: string;
   timeoutMs?: number;
+  /** For https: the CA and, where log-cache asks for one, a client certificate. */
+  tls?: ClientTls;
 }
 
 /** One loggregator v2 envelope as log-cache's JSON API writes it (int64 values as strings). */
@@ -48,6 +51,7 @@ const METRICS_WINDOW_NS = 120n * 1_000_000_000n;
 export function createLogCacheClient(options: LogCacheClientOptions): LogCacheClient {
   const base = options.url.replace(/\/+$/, '');
   const timeoutMs = options.timeoutMs ?? 5_000;
+  const fetch = tlsFetch(options.tls);
 
   async function read(sourceId: string, readOptions: ReadOptions = {}): Promise<Envelope[]> {
     const query = new URLSearchParams();

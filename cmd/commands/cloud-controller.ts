@@ -5,7 +5,8 @@ import { buildpackUrl, CC_DEFAULTS, DEFAULT_BUILDPACK_NAMES, startDevelopmentClo
 import { defineCommand } from '../../lib/daemon.js';
 import { checkListenAddress, list, splitHostPort, string } from '../../lib/flags.js';
 import { commonFlags } from './common.js';
-import { ccFlags, lifecycleFlags } from './flags.js';
+import { readFileSync } from 'node:fs';
+import { ccFlags, lifecycleFlags, listenerTlsFlags, listenerTlsFrom } from './flags.js';
 
 const checkUrl = (value: string) => {
   try {
@@ -15,6 +16,8 @@ const checkUrl = (value: string) => {
     return `"${value}" is not a URL`;
   }
 };
+
+const readPem = (path: string) => (path ? readFileSync(path) : undefined);
 
 /** `name` (served by the file server) or `name=url`. */
 export function parseBuildpack(value: string): { name: string; url?: string } {
@@ -52,6 +55,13 @@ export default defineCommand({
     ccPassword: ccFlags.ccPassword,
     fileServerURL: lifecycleFlags.fileServerURL,
     ...cloudControllerFlags,
+    listenerCert: listenerTlsFlags.listenerCert,
+    listenerKey: listenerTlsFlags.listenerKey,
+    bridgeCACert: string('CA certificate (PEM file) that signed the gateway\'s certificate (https -bridgeURL)'),
+    bridgeClientCert: string('client certificate (PEM file) presented to the gateway'),
+    bridgeClientKey: string('client key (PEM file) for -bridgeClientCert'),
+    bridgeUsername: string('basic auth user of the gateway (its -listenerUsername)'),
+    bridgePassword: string('basic auth password of the gateway (its -listenerPassword)', '', { secret: true }),
   },
   async start(flags, log) {
     const { host, port } = splitHostPort(flags.ccListenAddress);
@@ -67,6 +77,12 @@ export default defineCommand({
       fileServerUrl: flags.fileServerURL,
       appDomain: flags.appDomain,
       buildpacks,
+      tls: listenerTlsFrom({ ...flags, listenerCACert: '' }),
+      bridgeAuth: {
+        tls: flags.bridgeCACert || flags.bridgeClientCert ? { ca: readPem(flags.bridgeCACert), cert: readPem(flags.bridgeClientCert), key: readPem(flags.bridgeClientKey) } : undefined,
+        username: flags.bridgeUsername,
+        password: flags.bridgePassword,
+      },
     });
     process.stdout.write(`cloud controller (development)   ${cc.url}\n`);
     return { stop: () => cc.close() };

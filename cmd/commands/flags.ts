@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { createBbsClient, type BbsClient } from '../../clients/bbs/index.js';
 import { createCcClient, type CcClient } from '../../clients/cc/client.js';
 import { bool, checkListenAddress, duration, list, string } from '../../lib/flags.js';
+import { createInboundAuth, type InboundAuth } from '../../lib/inbound-auth.js';
 import type { Logger } from '../../lib/log.js';
+import { loadServerTls, type TlsMaterial } from '../../lib/tls.js';
 
 const checkUrl = (value: string) => {
   if (value === '') return undefined;
@@ -60,6 +62,40 @@ export const grpcListenFlag = (defaultAddress: string) => ({
 export const restListenFlag = (defaultAddress: string) => ({
   listenAddress: string('host:port the CC-facing REST routes listen on', defaultAddress, { check: checkListenAddress }),
 });
+
+/**
+ * TLS and inbound authentication of a daemon's own listeners (REST and gRPC; in the all-in-one
+ * also the embedded Diego, Locket and development CC). All off unless given.
+ */
+export const listenerSecurityFlags = {
+  listenerCert: string('certificate (PEM file) the listeners serve TLS with (empty: plaintext)'),
+  listenerKey: string('key (PEM file) of -listenerCert'),
+  listenerCACert: string('CA certificate (PEM file) of client certificates: gRPC (and the embedded BBS and Locket) then require one, the REST routes accept one'),
+  listenerUsername: string('basic auth user the REST routes require (with -listenerPassword)'),
+  listenerPassword: string('basic auth password the REST routes require', '', { secret: true }),
+};
+
+/** The TLS part alone, for daemons whose listeners take no basic auth (file server, uploader, Locket, development CC). */
+export const listenerTlsFlags = {
+  listenerCert: listenerSecurityFlags.listenerCert,
+  listenerKey: listenerSecurityFlags.listenerKey,
+  listenerCACert: string('CA certificate (PEM file) of client certificates, which are then required (mutual TLS)'),
+};
+
+export const listenerTlsFrom = (flags: { listenerCert: string; listenerKey: string; listenerCACert: string }) =>
+  loadServerTls({ certFile: flags.listenerCert, keyFile: flags.listenerKey, caFile: flags.listenerCACert });
+
+export interface ListenerSecurity {
+  tls: TlsMaterial | undefined;
+  auth: InboundAuth;
+}
+
+export function listenerSecurityFrom(flags: { listenerCert: string; listenerKey: string; listenerCACert: string; listenerUsername: string; listenerPassword: string }): ListenerSecurity {
+  if ((flags.listenerUsername === '') !== (flags.listenerPassword === '')) throw new Error('-listenerUsername and -listenerPassword go together');
+  const tls = loadServerTls({ certFile: flags.listenerCert, keyFile: flags.listenerKey, caFile: flags.listenerCACert });
+  const auth = createInboundAuth({ username: flags.listenerUsername, password: flags.listenerPassword, clientCertificates: tls?.ca !== undefined });
+  return { tls, auth };
+}
 
 export const metricsFlags = {
   metricsListenAddress: string('host:port serving Prometheus /metrics (empty: off)', '', { check: checkListenAddress }),

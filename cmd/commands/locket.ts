@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { startEmbeddedLocket } from '../../embedded/locket/index.js';
 import { checkListenAddress, splitHostPort, string } from '../../lib/flags.js';
 import { defineCommand } from '../../lib/daemon.js';
+import { grpcServerCredentials } from '../../lib/tls.js';
 import { commonFlags } from './common.js';
+import { listenerTlsFlags, listenerTlsFrom } from './flags.js';
 
 export const locketFlags = {
   locketListenAddress: string('host:port the embedded Locket serves gRPC on', '127.0.0.1:8891', { check: checkListenAddress }),
@@ -12,12 +14,12 @@ export const locketFlags = {
 
 export default defineCommand({
   summary: 'the embedded Locket lock service (gRPC models.Locket on SQLite)',
-  flags: { ...commonFlags, ...locketFlags },
+  flags: { ...commonFlags, ...locketFlags, ...listenerTlsFlags },
   async start(flags, log) {
     const dataDir = join(flags.dataDir, 'locket');
     mkdirSync(dataDir, { recursive: true });
     const { host, port } = splitHostPort(flags.locketListenAddress);
-    const locket = await startEmbeddedLocket({ dataDir, host, port, logger: log });
+    const locket = await startEmbeddedLocket({ dataDir, host, port, logger: log, credentials: grpcServerCredentials(listenerTlsFrom(flags)) });
     process.stdout.write(`locket   grpc://${locket.address}\n`);
     return { stop: () => locket.close() };
   },

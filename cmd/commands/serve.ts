@@ -9,6 +9,8 @@ import { splitHostPort } from '../../lib/flags.js';
 import { startGrpcServer } from '../../lib/grpc.js';
 import type { Logger } from '../../lib/log.js';
 import type { Registry } from '../../lib/metrics.js';
+import { grpcServerCredentials } from '../../lib/tls.js';
+import type { ListenerSecurity } from './flags.js';
 
 export interface ServedService {
   definition: TsProtoServiceDefinition;
@@ -23,7 +25,9 @@ export async function serveServices(options: {
   /** Served on the REST listener as GET /metrics. */
   metrics?: Registry;
   /** Limits and deadlines of the REST listener (the gateway's defaults otherwise). */
-  gateway?: Pick<GatewayOptions, 'maxBodyBytes' | 'maxHeaderBytes' | 'callTimeoutMs'>;
+  gateway?: Pick<GatewayOptions, 'maxBodyBytes' | 'maxHeaderBytes' | 'callTimeoutMs' | 'maxInFlightRequests'>;
+  /** TLS of both listeners (gRPC requires client certificates when there is a CA) and the REST routes' authentication. */
+  security?: ListenerSecurity;
 }): Promise<Stoppable & { grpcAddress: string; restUrl: string }> {
   const log = options.logger;
   const grpcAt = splitHostPort(options.grpcListenAddress);
@@ -31,6 +35,7 @@ export async function serveServices(options: {
     host: grpcAt.host,
     port: grpcAt.port,
     logger: log,
+    credentials: grpcServerCredentials(options.security?.tls),
     services: options.services.map((s) => ({ definition: s.definition, implementation: s.implementation })) as never,
   });
   const bindings: ServiceBinding[] = options.services.map((s) => ({
@@ -38,7 +43,16 @@ export async function serveServices(options: {
     dispatcher: inProcessDispatcher(s.definition, s.implementation as Record<string, unknown>, log),
   }));
   const restAt = splitHostPort(options.listenAddress);
-  const rest = await startGateway({ ...options.gateway, services: bindings, logger: log, host: restAt.host, port: restAt.port, metrics: options.metrics });
+  const rest = await startGateway({
+    ...options.gateway,
+    services: bindings,
+    logger: log,
+    host: restAt.host,
+    port: restAt.port,
+    metrics: options.metrics,
+    tls: options.security?.tls,
+    auth: options.security?.auth,
+  });
   return {
     grpcAddress: grpc.address,
     restUrl: rest.url,

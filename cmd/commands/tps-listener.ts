@@ -6,7 +6,8 @@ import { int, string } from '../../lib/flags.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
 import { buildTps } from '../wiring/services.js';
 import { commonFlags } from './common.js';
-import { bbsClientFrom, bbsFlags, grpcListenFlag, restListenFlag } from './flags.js';
+import { bbsClientFrom, bbsFlags, grpcListenFlag, listenerSecurityFlags, listenerSecurityFrom, restListenFlag } from './flags.js';
+import { gatewayFlags, restLimitsFrom } from './gateway.js';
 import { serveServices } from './serve.js';
 
 export const tpsFlags = {
@@ -17,9 +18,10 @@ export const tpsFlags = {
 
 export default defineCommand({
   summary: 'the TPS listener: instance status for CC',
-  flags: { ...commonFlags, ...bbsFlags, ...tpsFlags, ...restListenFlag('127.0.0.1:1518'), ...grpcListenFlag('127.0.0.1:1519') },
+  flags: { ...commonFlags, ...bbsFlags, ...tpsFlags, ...restListenFlag('127.0.0.1:1518'), ...grpcListenFlag('127.0.0.1:1519'), ...listenerSecurityFlags, ...gatewayFlags },
   async start(flags, log) {
     if (!flags.bbsAddress) throw new Error('-bbsAddress is required');
+    const security = listenerSecurityFrom(flags);
     const bbs = bbsClientFrom(flags, flags.bbsAddress, log);
     const tps = buildTps({
       bbs,
@@ -27,7 +29,7 @@ export default defineCommand({
       logger: log,
       config: { maxInFlightRequests: flags.maxInFlightRequests, maxBulkGuids: flags.maxBulkGuids },
     });
-    const served = await serveServices({ services: [{ definition: TpsServiceDefinition, implementation: tps }], grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log, metrics: createMetricsRegistry() });
+    const served = await serveServices({ services: [{ definition: TpsServiceDefinition, implementation: tps }], grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log, metrics: createMetricsRegistry(), security, gateway: restLimitsFrom(flags) });
     process.stdout.write(`tps      rest ${served.restUrl}   grpc ${served.grpcAddress}\n`);
     return {
       async stop(graceMs) {

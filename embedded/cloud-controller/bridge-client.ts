@@ -3,6 +3,7 @@
 // instance state (§6.2). Bodies go through the legacy JSON codec; every call has a deadline.
 import type { DesireAppRequestFromCC, LRPInstance, StagingRequestFromCC } from '../../gen/cloudfoundry/ccbridge/cc/v1/cc.js';
 import { encodeLegacyJson, fromLegacyValue } from '../../lib/legacy-json.js';
+import { tlsFetch, type ClientTls } from '../../lib/tls-fetch.js';
 
 const CC = 'cloudfoundry.ccbridge.cc.v1';
 
@@ -46,6 +47,11 @@ export interface BridgeClientOptions {
    * token that names itself and is no secret.
    */
   statsAuthorization?: string;
+  /** For an https gateway: its CA and this CC's client certificate. */
+  tls?: ClientTls;
+  /** Basic auth of the gateway's routes (its -listenerUsername / -listenerPassword); never sent on stats calls. */
+  username?: string;
+  password?: string;
 }
 
 function decodeInstances(what: string, list: unknown[]): LRPInstance[] {
@@ -61,9 +67,12 @@ export const DEFAULT_STATS_AUTHORIZATION = 'bearer ccbridge-development-cloud-co
 export function createBridgeClient(options: BridgeClientOptions): Bridge {
   const base = options.url.replace(/\/+$/, '');
   const statsAuthorization = options.statsAuthorization ?? DEFAULT_STATS_AUTHORIZATION;
+  const fetch = tlsFetch(options.tls);
+  const basic = options.username || options.password ? `Basic ${Buffer.from(`${options.username ?? ''}:${options.password ?? ''}`).toString('base64')}` : undefined;
 
   async function call(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
     const sent: Record<string, string> = { ...headers };
+    if (basic !== undefined && sent.Authorization === undefined) sent.Authorization = basic;
     if (body !== undefined) sent['Content-Type'] = 'application/json';
     let response: Response;
     try {

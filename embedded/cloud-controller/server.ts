@@ -10,17 +10,19 @@
 // State is SQLite plus files under the data directory and survives restarts. At start nothing is
 // desired again: the nsync bulker reads the bulk endpoints and converges.
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../lib/log.js';
+import type { ClientTls } from '../../lib/tls-fetch.js';
+import { httpsServerOptions, type TlsMaterial } from '../../lib/tls.js';
 import { createBlobstore } from './blobstore.js';
 import { createBridgeClient, type Bridge } from './bridge-client.js';
 import { APP_DEFAULTS, createController, systemClock, type AppDefaults, type Clock } from './controller.js';
 import { DEV_API_PREFIX, devRoutes } from './dev-api.js';
 import { basicAuthChecker, describeError, errorBody, RouteTable, sendJson, type Route } from './http.js';
 import { internalRoutes } from './internal-api.js';
-import type { SshLookup } from './ssh.js';
 import { DEFAULT_STACK, DEFAULT_STAGING_LIMITS, type ConfiguredBuildpack, type StagingLimits } from './messages.js';
 import { createCcStore, openCcDatabase } from './store.js';
 
@@ -62,11 +64,12 @@ export interface DevelopmentCloudControllerOptions {
   maxUploadBytes?: number;
   /** The bridge port, for tests that fake it in-process; default: HTTP to bridgeUrl. */
   bridge?: Bridge;
-  /**
-   * The BBS, read for SSH access (each instance's SSH port, and the diego-ssh route behind
-   * GET /dev/v1/apps/:app/ssh); without it the API reports neither.
-   */
-  bbs?: SshLookup;
+  /** How this CC reaches the bridge's gateway when it has TLS or basic auth on. */
+  bridgeAuth?: { tls?: ClientTls; username?: string; password?: string };
+  /** Serve HTTPS (the API, the internal API and the blobstore). */
+  tls?: TlsMaterial;
+  /** Requests served at once; more get 503 (default 200; 0: no limit). */
+  maxInFlightRequests?: number;
 }
 
 export interface DevelopmentCloudController {
@@ -116,7 +119,7 @@ export async function startDevelopmentCloudController(options: DevelopmentCloudC
   let server: Server | undefined;
   try {
     const blobstore = createBlobstore({ root: options.dataDir, signingKey: store.signingKey(), baseUrl: () => internalUrl });
-    const bridge = options.bridge ?? createBridgeClient({ url: options.bridgeUrl, timeoutMs: options.bridgeTimeoutMs ?? CC_DEFAULTS.bridgeTimeoutMs });
+    const bridge = options.bridge ?? createBridgeClient({ url: options.bridgeUrl, timeoutMs: options.bridgeTimeoutMs ?? CC_DEFAULTS.bridgeTimeoutMs, ...options.bridgeAuth });
     const controller = createController({
       store,
       blobstore,
@@ -150,12 +153,21 @@ export async function startDevelopmentCloudController(options: DevelopmentCloudC
     const routes: Route[] = [
       { method: 'GET', path: '/', access: 'anyone', errors: 'v2', handle: ({ res }) => sendJson(res, 200, describe()) },
       ...internalRoutes(controller),
-      ...devRoutes(controller, appDomain, describe, options.bbs),
+      ...devRoutes(controller, appDomain, describe),
     ];
     const table = new RouteTable(routes);
     const blobstoreSigned = (pathname: string, query: URLSearchParams) => blobstore.verify(pathname, query);
 
-    server = createServer((req, res) => {
+    const maxInFlight = options.maxInFlightRequests ?? 200;
+    let inFlight = 0;
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      if (maxInFlight > 0 && inFlight >= maxInFlight) {
+        req.resume();
+        res.writeHead(503, { 'Content-Length': 0, Connection: 'close' }).end();
+        return;
+      }
+      inFlight++;
+      res.once('close', () => inFlight--);
       const started = performance.now();
       const requestId = (typeof req.headers['x-vcap-request-id'] === 'string' && req.headers['x-vcap-request-id']) || randomUUID();
       const rawUrl = req.url ?? '/';
@@ -207,7 +219,8 @@ export async function startDevelopmentCloudController(options: DevelopmentCloudC
           }
           fail(described.status, described.title, described.detail, described.code);
         });
-    });
+    };
+    server = options.tls ? createHttpsServer(httpsServerOptions(options.tls, false), handler) : createServer(handler);
 
     const listening = server;
     await new Promise<void>((resolve, reject) => {
@@ -220,8 +233,9 @@ export async function startDevelopmentCloudController(options: DevelopmentCloudC
     const port = (listening.address() as AddressInfo).port;
     const host = options.host ?? '127.0.0.1';
     const shownHost = host === '0.0.0.0' || host === '::' || host === '' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-    listeningUrl = `http://${shownHost}:${port}`;
-    if (internalUrl === '') internalUrl = `http://127.0.0.1:${port}`;
+    const scheme = options.tls ? 'https' : 'http';
+    listeningUrl = `${scheme}://${shownHost}:${port}`;
+    if (internalUrl === '') internalUrl = `${scheme}://127.0.0.1:${port}`;
     if (!authenticated) log.warn('running-without-authentication');
     log.info({ url: listeningUrl, internal_url: internalUrl, bridge_url: options.bridgeUrl, app_domain: appDomain, buildpacks: buildpacks.map((b) => b.name) }, 'development-cloud-controller-started');
 

@@ -36,11 +36,14 @@ import {
 } from '../../gen/diego/bbs/v1/task_requests.js';
 import type { RunningInstanceDetails } from './actual-lrp-lifecycle.js';
 import { DiegoError } from './errors.js';
+import { tlsFetch, type ClientTls } from '../../lib/tls-fetch.js';
 
 export interface CellClientOptions {
   /** The BBS base URL, e.g. the embedded Diego's url. */
   url: string;
   timeoutMs?: number;
+  /** For an https BBS: its CA and the cell's client certificate. */
+  tls?: ClientTls;
 }
 
 export interface CellClient {
@@ -87,6 +90,7 @@ const details = (given: Partial<RunningInstanceDetails> = {}) => ({
 export function createCellClient(options: CellClientOptions): CellClient {
   const base = options.url.replace(/\/+$/, '');
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const fetch = tlsFetch(options.tls);
 
   async function call<Q, R extends { error?: BbsError | undefined }>(
     path: string,

@@ -13,6 +13,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { EventsByCellId } from '../../gen/diego/bbs/v1/events.js';
 import type { Logger } from '../../lib/log.js';
+import type { ClientTls } from '../../lib/tls-fetch.js';
 import { randomUUID } from 'node:crypto';
 import type { CellPresence } from '../../gen/diego/bbs/v1/cells.js';
 import { createActualLrpLifecycle } from './actual-lrp-lifecycle.js';
@@ -37,6 +38,7 @@ import { createTaskLifecycle } from './task-lifecycle.js';
 import { errorOnlyResponse } from './wire.js';
 
 export const DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_EVENT_SUBSCRIBERS = 1_000;
 const DEFAULT_CLOSE_GRACE_MS = 2_000;
 
 export interface EmbeddedDiegoTls {
@@ -149,6 +151,15 @@ export interface EmbeddedDiegoOptions {
   callbackUrlPrefixes?: string[];
   /** Completion callbacks in flight at once (default 20). */
   callbackWorkers?: number;
+  /**
+   * TLS this Diego's own clients use: its completion callbacks to https URLs and its in-process
+   * cells reporting to its cell routes (the CA that signed the servers, and a client certificate).
+   */
+  clientTls?: ClientTls;
+  /** The Authorization header sent with a completion callback to this URL, if any (an in-process bridge's basic auth). */
+  callbackAuthorizationFor?: (url: string) => string | undefined;
+  /** Event streams open at once; one more is answered 503 (default 1,000). */
+  maxEventSubscribers?: number;
   logCache?: Partial<LogCacheSettings>;
   /**
    * Run convergence, task kicks and cell checks on their timers (default true). Tests that drive
@@ -161,6 +172,8 @@ export interface EmbeddedDiego {
   /** Base URL, e.g. http://127.0.0.1:8889; clients append the route paths. */
   url: string;
   port: number;
+  /** TLS for this Diego's in-process clients (its cells), as configured. */
+  readonly clientTls: ClientTls | undefined;
   /** The store and event API that cells, the auctioneer and convergence use. */
   bbs: Bbs;
   readonly timing: DiegoTiming;
@@ -221,7 +234,10 @@ export async function startEmbeddedDiego(options: EmbeddedDiegoOptions): Promise
     timeoutMs: timing.callbackTimeoutMs,
     maxWorkers: options.callbackWorkers ?? 20,
     allowedUrlPrefixes: options.callbackUrlPrefixes ?? [],
+    tls: options.clientTls,
+    authorizationFor: options.callbackAuthorizationFor,
   });
+  const maxEventSubscribers = options.maxEventSubscribers ?? DEFAULT_MAX_EVENT_SUBSCRIBERS;
   const convergence = createConvergence({
     bbs,
     db,
@@ -396,6 +412,12 @@ export async function startEmbeddedDiego(options: EmbeddedDiegoOptions): Promise
         return;
       }
     }
+    if (streamSockets.size >= maxEventSubscribers) {
+      logger.info({ request_id: requestId, subscribers: streamSockets.size }, 'event-stream-refused-too-many-subscribers');
+      res.writeHead(503, { 'Content-Length': '0' }).end();
+      accessLog(path, requestId, 503, startedAt);
+      return;
+    }
     const socket = req.socket;
     streamSockets.add(socket);
     const subscription = (route.stream === 'tasks' ? taskEvents : lrpEvents).subscribe({ cellId });
@@ -523,6 +545,7 @@ export async function startEmbeddedDiego(options: EmbeddedDiegoOptions): Promise
   return {
     url,
     port: address.port,
+    clientTls: options.clientTls,
     bbs,
     timing,
     registerCell,

@@ -10,6 +10,7 @@
 // embedded Diego reaches no other network.
 import type { Task } from '../../gen/diego/bbs/v1/task.js';
 import type { Logger } from '../../lib/log.js';
+import { tlsFetch, type ClientTls } from '../../lib/tls-fetch.js';
 import type { Bbs } from './bbs.js';
 import { DiegoError } from './errors.js';
 
@@ -27,6 +28,10 @@ export interface TaskCallbacksOptions {
   maxWorkers: number;
   /** Non-loopback URLs callbacks may go to (prefix match, e.g. "https://cc.internal:9023/"). */
   allowedUrlPrefixes: readonly string[];
+  /** For https callback URLs: the receiver's CA and this BBS's client certificate. */
+  tls?: ClientTls;
+  /** The Authorization header for a callback URL, if any (an in-process receiver's basic auth). */
+  authorizationFor?: (url: string) => string | undefined;
 }
 
 export interface TaskCallbacks {
@@ -78,6 +83,7 @@ export function createTaskCallbacks(options: TaskCallbacksOptions): TaskCallback
   const { bbs } = options;
   const logger = options.logger.child({ session: 'task-callbacks' });
   const queue: Task[] = [];
+  const fetch = tlsFetch(options.tls);
   const closing = new AbortController();
   const idleWaiters: (() => void)[] = [];
   let active = 0;
@@ -122,6 +128,7 @@ export function createTaskCallbacks(options: TaskCallbacksOptions): TaskCallback
       return;
     }
     const body = taskCallbackJson(task);
+    const authorization = options.authorizationFor?.(url);
     let status = 0;
     for (let attempt = 1; attempt <= CALLBACK_ATTEMPTS; attempt++) {
       const timeout = AbortSignal.timeout(options.timeoutMs);
@@ -130,7 +137,7 @@ export function createTaskCallbacks(options: TaskCallbacksOptions): TaskCallback
         response = await fetch(url, {
           method: 'POST',
           body,
-          headers: { 'Content-Type': 'application/json' },
+          headers: authorization === undefined ? { 'Content-Type': 'application/json' } : { 'Content-Type': 'application/json', Authorization: authorization },
           redirect: 'manual',
           signal: AbortSignal.any([timeout, closing.signal]),
         });

@@ -48,6 +48,8 @@ export interface CcUploadRequest {
 
 export interface CcUploadSettings {
   skipCertVerify: boolean;
+  /** CC's CA and the client certificate presented to CC (PEM contents). */
+  ccTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** Bound on establishing the connection to CC (Go's dialer timeout). */
   dialTimeoutMs: number;
   attempts: number;
@@ -133,6 +135,9 @@ function attemptUpload(
       agent: false,
       signal: request.signal,
       rejectUnauthorized: !settings.skipCertVerify,
+      ca: settings.ccTls?.ca,
+      cert: settings.ccTls?.cert,
+      key: settings.ccTls?.key,
     });
 
     let connected = false;

@@ -64,6 +64,8 @@ export interface PollSettings {
   /** Deadline of each poll request. */
   requestTimeoutMs: number;
   skipCertVerify: boolean;
+  /** CC's CA and the client certificate presented to CC (PEM contents). */
+  ccTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   maxResponseBytes: number;
 }
 
@@ -102,7 +104,7 @@ async function fetchJob(url: URL, cancel: AbortSignal, settings: PollSettings): 
   let body: string;
   try {
     response = await new Promise<IncomingMessage>((resolve, reject) => {
-      const outbound = send(url, { method: 'GET', signal, agent: false, rejectUnauthorized: !settings.skipCertVerify }, resolve);
+      const outbound = send(url, { method: 'GET', signal, agent: false, rejectUnauthorized: !settings.skipCertVerify, ca: settings.ccTls?.ca, cert: settings.ccTls?.cert, key: settings.ccTls?.key }, resolve);
       outbound.once('error', reject);
       outbound.end();
     });

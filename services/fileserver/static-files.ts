@@ -9,10 +9,12 @@ import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { basename, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../../lib/log.js';
+import { httpsServerOptions, type TlsMaterial } from '../../lib/tls.js';
 import { evaluatePreconditions, contentRange, lastModifiedHeader, notModifiedSince, parseRange, type ByteRange } from './conditional.js';
 import { loadContentTypes, sniffContentType, SNIFF_LENGTH, type ContentTypes } from './content-type.js';
 import { decodeRequestPath, listen, plainTextError, splitRequestTarget, type Listening } from './http.js';
@@ -32,14 +34,16 @@ export interface FileServerOptions {
   readChunkBytes?: number;
   /** How long close() lets downloads in flight finish before cutting them. */
   shutdownGraceMs?: number;
+  /** Serve HTTPS; with a CA, clients must present a certificate it signed (mutual TLS). */
+  tls?: TlsMaterial;
 }
 
 export type FileServer = Listening;
 
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
   const handler = createStaticFileHandler(options);
-  const server = createServer((req, res) => handler(req, res));
-  const listening = await listen(server, options.host ?? '127.0.0.1', options.port ?? 0, 'http', options.shutdownGraceMs ?? 5_000);
+  const server = options.tls ? createHttpsServer(httpsServerOptions(options.tls, true), (req, res) => handler(req, res)) : createServer((req, res) => handler(req, res));
+  const listening = await listen(server, options.host ?? '127.0.0.1', options.port ?? 0, options.tls ? 'https' : 'http', options.shutdownGraceMs ?? 5_000);
   options.logger.info({ url: listening.url, static_directory: options.staticDirectory }, 'file-server-ready');
   return listening;
 }

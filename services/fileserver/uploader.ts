@@ -44,6 +44,8 @@ export interface UploaderOptions {
   uploadAttempts?: number;
   /** Do not verify CC's TLS certificate. */
   skipCertVerify?: boolean;
+  /** CC's CA and the client certificate this uploader presents to CC (PEM contents). */
+  ccTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** Serve HTTPS instead of HTTP. */
   tls?: UploaderTls;
   /** How long close() lets uploads in flight finish before cutting them. */
@@ -73,7 +75,7 @@ const LONGEST_TIMER_MS = 2 ** 31 - 1;
 export async function startUploader(options: UploaderOptions): Promise<Uploader> {
   const handler = createUploadHandler(options);
   const server = options.tls
-    ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca, requestCert: options.tls.ca !== undefined, rejectUnauthorized: options.tls.ca !== undefined }, handler)
+    ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key, ca: options.tls.ca, requestCert: options.tls.ca !== undefined, rejectUnauthorized: options.tls.ca !== undefined, minVersion: 'TLSv1.2' }, handler)
     : createHttpServer(handler);
   const listening = await listen(server, options.host ?? '127.0.0.1', options.port ?? 0, options.tls ? 'https' : 'http', options.shutdownGraceMs ?? 5_000);
   options.logger.info({ url: listening.url }, 'cc-uploader-ready');
@@ -83,6 +85,7 @@ export async function startUploader(options: UploaderOptions): Promise<Uploader>
 export function createUploadHandler(options: UploaderOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const uploadSettings: CcUploadSettings = {
     skipCertVerify: options.skipCertVerify ?? false,
+    ccTls: options.ccTls,
     dialTimeoutMs: options.dialTimeoutMs ?? 10_000,
     attempts: options.uploadAttempts ?? 3,
     maxResponseBytes: 1024 * 1024,
@@ -91,6 +94,7 @@ export function createUploadHandler(options: UploaderOptions): (req: IncomingMes
     intervalMs: options.ccJobPollingIntervalMs ?? 1_000,
     requestTimeoutMs: options.communicationTimeoutMs ?? 30_000,
     skipCertVerify: options.skipCertVerify ?? false,
+    ccTls: options.ccTls,
     maxResponseBytes: 1024 * 1024,
   };
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 300_000;

@@ -10,6 +10,7 @@
 // keeps each as an EVACUATING copy until its replacement runs), lets tasks finish, and after a
 // bounded wait stops what is left. On one machine there is no other cell to take over, so the
 // bound is what ends the wait.
+import type { ClientTls } from '../../../lib/tls-fetch.js';
 import type { ActualLRPInstanceKey, ActualLRPKey, ActualLRPNetInfo } from '../../../gen/diego/bbs/v1/actual_lrp.js';
 import type { CellPresence } from '../../../gen/diego/bbs/v1/cells.js';
 import type { DesiredLRP } from '../../../gen/diego/bbs/v1/desired_lrp.js';
@@ -47,6 +48,8 @@ import {
 export interface CellDiego {
   /** The BBS base URL; the cell reports over its cell-side routes. */
   url: string;
+  /** For an https BBS: its CA and the client certificate the cell presents. */
+  readonly clientTls?: ClientTls;
   registerCell(options: CellRegistrationOptions): CellRegistration;
   appendLog: LogCache['appendLog'];
   appendContainerMetrics: LogCache['appendContainerMetrics'];
@@ -199,7 +202,7 @@ export async function startEmbeddedCell(options: EmbeddedCellOptions): Promise<E
     placementTags: options.placementTags ?? [],
     optionalPlacementTags: options.optionalPlacementTags ?? [],
   });
-  const client: CellClient = createCellClient({ url: diego.url, timeoutMs: timing.bbsTimeoutMs });
+  const client: CellClient = createCellClient({ url: diego.url, timeoutMs: timing.bbsTimeoutMs, tls: diego.clientTls });
 
   const lrps = new Map<string, HeldLrp>();
   const tasks = new Map<string, HeldTask>();
