@@ -4,7 +4,8 @@
 //   blackhole  — connections are accepted and their bytes swallowed: nothing is answered;
 //   refuse     — new connections are closed at once (as if nothing listened);
 //   down       — the listening port is closed (connection refused), `up()` reopens it.
-// `cut()` drops every open connection (in-flight requests see a reset).
+// `cut()` drops every open connection (in-flight requests see a reset); `pause()` holds every
+// byte in either direction until `resume()` (a call stays in flight as long as a test wants).
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -23,6 +24,11 @@ export interface FaultProxy {
   readonly accepted: number;
   /** Destroys every open connection. */
   cut(): void;
+  /** Chunks held by pause() right now. */
+  readonly held: number;
+  /** Holds traffic (queued, not lost) until resume(). */
+  pause(): void;
+  resume(): void;
   /** Stops listening (and cuts): callers get "connection refused". */
   down(): Promise<void>;
   /** Listens again on the same port. */
@@ -36,6 +42,8 @@ export async function startFaultProxy(target: { host?: string; port: number }, o
   let server: Server | undefined;
   let accepted = 0;
   let port = options.port ?? 0;
+  let gate: { promise: Promise<void>; open: () => void } | undefined;
+  let held = 0;
 
   const track = (socket: Socket) => {
     sockets.add(socket);
@@ -49,6 +57,11 @@ export async function startFaultProxy(target: { host?: string; port: number }, o
     from.on('data', (chunk: Buffer) => {
       const delay = proxy.delayMs;
       chain = chain.then(async () => {
+        if (gate) {
+          held++;
+          while (gate) await gate.promise;
+          held--;
+        }
         if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
         if (!to.destroyed) to.write(chunk);
       });
@@ -105,7 +118,21 @@ export async function startFaultProxy(target: { host?: string; port: number }, o
     get accepted() {
       return accepted;
     },
+    get held() {
+      return held;
+    },
     cut,
+    pause() {
+      if (gate) return;
+      let open!: () => void;
+      const promise = new Promise<void>((resolve) => (open = resolve));
+      gate = { promise, open };
+    },
+    resume() {
+      const held = gate;
+      gate = undefined;
+      held?.open();
+    },
     down,
     async up() {
       if (!server) await listen();

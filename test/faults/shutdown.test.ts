@@ -1,0 +1,207 @@
+// Graceful shutdown of the split daemons, as real processes signalled with SIGTERM: a request
+// in flight completes while new connections are refused; the grace period bounds how long that
+// may take; a lock holder releases its lock so a standby takes over at its next try rather than
+// after the TTL; the watcher gives its queued reports one last delivery before it exits.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createCellClient, startEmbeddedDiego, type EmbeddedDiego } from '../../embedded/diego/index.js';
+import { startEmbeddedLocket, type EmbeddedLocket } from '../../embedded/locket/index.js';
+import type { DesireAppRequestFromCC } from '../../gen/cloudfoundry/ccbridge/cc/v1/cc.js';
+import { decodeLegacyJson } from '../../lib/legacy-json.js';
+import { silentLogger } from '../../lib/log.js';
+import { desiredLrpFromDesireAppRequest } from '../../services/nsync/recipe/index.js';
+import { openOutbox } from '../../services/tps/watcher/outbox.js';
+import { createBbsClient } from '../../clients/bbs/index.js';
+import { startCcDouble, type CcDouble } from '../support/cc-double.js';
+import { startDaemon, type DaemonProcess } from '../support/daemon.js';
+import { eventually, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+
+const log = silentLogger();
+let dataDir: string;
+let diego: EmbeddedDiego;
+let locket: EmbeddedLocket;
+let cc: CcDouble;
+let bbsProxy: FaultProxy;
+const daemons: DaemonProcess[] = [];
+
+function daemon(args: string[]): DaemonProcess {
+  const started = startDaemon([...args, '-logLevel=silent']);
+  daemons.push(started);
+  return started;
+}
+
+/** True when nothing accepts connections on the port any more. */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
+}
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'ccbridge-shutdown-'));
+  diego = await startEmbeddedDiego({ dataDir: join(dataDir, 'diego'), logger: log });
+  locket = await startEmbeddedLocket({ dataDir: join(dataDir, 'locket'), logger: log });
+  cc = await startCcDouble();
+  bbsProxy = await startFaultProxy({ port: diego.port });
+});
+
+after(async () => {
+  for (const d of daemons) d.kill('SIGKILL');
+  await Promise.all(daemons.map((d) => d.exited()));
+  bbsProxy.resume();
+  await bbsProxy.close();
+  await cc.stop();
+  await locket.close(100);
+  await diego.close(100);
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('a service daemon on SIGTERM', () => {
+  async function tpsListener(graceMs: number): Promise<{ d: DaemonProcess; url: string }> {
+    const d = daemon(['tps-listener', `-bbsAddress=${bbsProxy.url}`, '-listenAddress=127.0.0.1:0', '-grpcListenAddress=127.0.0.1:0', `-shutdownGracePeriod=${graceMs}ms`, '-bbsCommunicationTimeout=60s']);
+    const [, url] = await d.waitForOutput(/tps +rest (http:\/\/[0-9.:]+)/);
+    return { d, url: url! };
+  }
+
+  test('finishes the request in flight, refuses new connections meanwhile, and exits 0', async () => {
+    const { d, url } = await tpsListener(20_000);
+    const port = Number(new URL(url).port);
+    assert.equal((await fetch(`${url}/v1/actual_lrps/warm-up`)).status, 200);
+
+    // The BBS holds its answer: the status request stays in flight.
+    bbsProxy.pause();
+    const inFlight = fetch(`${url}/v1/actual_lrps/slow-app`).then(async (r) => ({ status: r.status, body: await r.text() }));
+    try {
+      await eventually('the call to the BBS held', () => bbsProxy.held > 0);
+      d.kill('SIGTERM');
+      await eventually('new connections refused', () => refused(port));
+      assert.equal(d.child.exitCode, null, 'still running: a request is in flight');
+    } finally {
+      bbsProxy.resume();
+    }
+    const answered = await inFlight;
+    assert.equal(answered.status, 200, 'the request in flight completed');
+    assert.equal(answered.body, '[]\n');
+    assert.equal(await d.exited(), 0);
+  });
+
+  test('the grace period bounds the wait: a request still in flight when it ends is cut, and the daemon exits', async () => {
+    const { d, url } = await tpsListener(300);
+    assert.equal((await fetch(`${url}/v1/actual_lrps/warm-up`)).status, 200);
+    bbsProxy.pause();
+    try {
+      const inFlight = fetch(`${url}/v1/actual_lrps/stuck-app`).then(
+        (r) => r.status,
+        () => 'cut' as const,
+      );
+      await eventually('the call to the BBS held', () => bbsProxy.held > 0);
+      d.kill('SIGTERM');
+      assert.equal(await d.exited(), 0);
+      const outcome = await inFlight;
+      assert.ok(outcome === 'cut' || outcome >= 500, `the stuck request was cut (${outcome})`);
+    } finally {
+      bbsProxy.resume();
+    }
+  });
+});
+
+describe('lock holders on SIGTERM', () => {
+  test('the bulker releases its lock: the standby takes over at its next try, long before the TTL', async () => {
+    const bulker = (name: string) =>
+      daemon([
+        'nsync-bulker',
+        `-bbsAddress=${diego.url}`,
+        `-ccBaseURL=${cc.url}`,
+        `-ccUsername=${name}`,
+        `-locketAddress=${locket.address}`,
+        '-pollingInterval=100ms',
+        // A TTL far beyond the test's deadline: only a released lock lets the standby in.
+        '-lockTTL=300s',
+        '-lockRetryInterval=100ms',
+        `-dataDir=${join(dataDir, name)}`,
+      ]);
+    const syncsBy = (name: string) =>
+      cc.requests.filter((r) => r.path === '/internal/bulk/apps' && Buffer.from((r.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString().startsWith(`${name}:`)).length;
+    const first = bulker('bulker-one');
+    await eventually('the first bulker syncing', () => syncsBy('bulker-one') > 0, 60_000);
+    const second = bulker('bulker-two');
+    await second.waitForOutput(/nsync-bulker +active while/);
+    assert.equal(syncsBy('bulker-two'), 0, 'the standby waits');
+
+    first.kill('SIGTERM');
+    assert.equal(await first.exited(), 0);
+    await eventually('the standby syncing', () => syncsBy('bulker-two') > 0, 60_000);
+    second.kill('SIGTERM');
+    assert.equal(await second.exited(), 0);
+  });
+
+  test('the watcher gives a report waiting out its backoff one last delivery, then releases its lock', async () => {
+    const app = decodeLegacyJson<DesireAppRequestFromCC>(
+      'cloudfoundry.ccbridge.cc.v1.DesireAppRequestFromCC',
+      JSON.stringify({ process_guid: 'flushed-app', droplet_uri: 'http://127.0.0.1:1/d.tgz', stack: 'cflinuxfs4', num_instances: 1, log_guid: 'l', etag: 'e' }),
+    );
+    const bbs = createBbsClient({ url: diego.url, logger: log, timeoutMs: 10_000 });
+    const recipe = {
+      lifecycles: { 'buildpack/cflinuxfs4': 'buildpack_app_lifecycle/buildpack_app_lifecycle.tgz' },
+      fileServerUrl: 'http://127.0.0.1:8080',
+      privilegedContainers: false,
+      defaultHealthCheckTimeoutSeconds: 60,
+      generateSshKeyPair: () => ({ privateKeyPem: '', authorizedKey: '', fingerprint: '' }),
+    };
+    await bbs.desireLrp(desiredLrpFromDesireAppRequest(app, recipe));
+    bbs.close();
+    const cell = createCellClient({ url: diego.url });
+    const instanceKey = { instanceGuid: 'flushed-instance', cellId: 'cell-1' };
+    const key = { processGuid: 'flushed-app', index: 0, domain: 'cf-apps' };
+    await cell.claim('flushed-app', 0, instanceKey);
+    await cell.start(key, instanceKey, { address: '127.0.0.1', ports: [], instanceAddress: '', preferredAddress: 0, instanceIpv6Address: '' });
+    await cell.crash(key, instanceKey, 'Exited with status 3');
+
+    cc.statusFor.set('crashed', 503);
+    const watcherDir = join(dataDir, 'watcher');
+    const watcher = daemon([
+      'tps-watcher',
+      `-bbsAddress=${diego.url}`,
+      `-ccBaseURL=${cc.url}`,
+      `-locketAddress=${locket.address}`,
+      '-lockTTL=300s',
+      '-lockRetryInterval=100ms',
+      // After a failure the report waits far longer than the test runs.
+      '-reportRetryInterval=1h',
+      '-reportRetryMaxInterval=1h',
+      '-shutdownGracePeriod=20s',
+      `-dataDir=${watcherDir}`,
+    ]);
+    const attempts = () => cc.received('/internal/apps/flushed-app/crashed');
+    await eventually('a refused delivery', () => attempts().length > 0, 60_000);
+    cc.statusFor.delete('crashed');
+
+    watcher.kill('SIGTERM');
+    assert.equal(await watcher.exited(), 0);
+    assert.equal(attempts().length, 2, 'one more attempt on the way out');
+    assert.ok(cc.seenEventIds.has(String(attempts()[1]!.headers['x-ccbridge-event-id'])), 'accepted by CC');
+    const outbox = openOutbox(join(watcherDir, 'tps-watcher'));
+    try {
+      assert.equal(outbox.depth(), 0, 'nothing left in the outbox');
+    } finally {
+      outbox.close();
+    }
+    // The lock was released: Locket holds no watcher lock any more.
+    const { connectToLocket } = await import('../../clients/locket/client.js');
+    const connection = connectToLocket({ address: locket.address });
+    try {
+      await assert.rejects(connection.client.fetch({ key: 'tps_watcher_lock' }), 'no owner');
+    } finally {
+      connection.close();
+    }
+  });
+});
