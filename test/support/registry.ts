@@ -249,8 +249,11 @@ export function sha256Digest(data: Buffer | string): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
+/** Where to push: a TestRegistry, or any registry described the same way (scripts/push-example-image.ts). */
+export type PushTarget = Pick<TestRegistry, 'address' | 'url' | 'caPem' | 'auth'>;
+
 /** Uploads a blob monolithically (POST an upload, PUT it with ?digest=); returns its digest. */
-export async function pushBlob(registry: TestRegistry, repository: string, data: Buffer): Promise<string> {
+export async function pushBlob(registry: PushTarget, repository: string, data: Buffer): Promise<string> {
   const digest = sha256Digest(data);
   const started = await registryRequest(registry, 'POST', `/v2/${repository}/blobs/uploads/`);
   if (started.status !== 202 || typeof started.headers.location !== 'string') {
@@ -267,7 +270,7 @@ export async function pushBlob(registry: TestRegistry, repository: string, data:
 }
 
 /** PUTs a manifest (or manifest list / index) under a tag or its digest; returns its digest. */
-export async function pushManifest(registry: TestRegistry, repository: string, reference: string, manifest: object, mediaType: string): Promise<string> {
+export async function pushManifest(registry: PushTarget, repository: string, reference: string, manifest: object, mediaType: string): Promise<string> {
   const body = Buffer.from(JSON.stringify(manifest));
   const answer = await registryRequest(registry, 'PUT', `/v2/${repository}/manifests/${reference}`, { headers: { 'Content-Type': mediaType }, body });
   if (answer.status !== 201) throw new Error(`pushing manifest ${repository}:${reference}: HTTP ${answer.status} ${answer.body.toString('utf8')}`);
@@ -295,7 +298,7 @@ export interface PushedImage {
  * `tag` (or, with tag '', by digest only).
  */
 export async function pushImage(
-  registry: TestRegistry,
+  registry: PushTarget,
   repository: string,
   tag: string,
   image: ImageContent,
@@ -331,7 +334,7 @@ export async function pushImage(
  * platforms; returns its digest.
  */
 export async function pushManifestList(
-  registry: TestRegistry,
+  registry: PushTarget,
   repository: string,
   tag: string,
   entries: { digest: string; size: number; mediaType?: string; platform: { os: string; architecture: string; variant?: string } }[],
@@ -513,7 +516,7 @@ export function buildBusyboxImage({ whiteouts = false }: { whiteouts?: boolean }
 
 /** Builds the example image and pushes it; returns the reference to pull it by. */
 export async function pushExampleImage(
-  registry: TestRegistry,
+  registry: PushTarget,
   { repository = 'ccbridge/busybox', tag = 'latest', whiteouts = false }: { repository?: string; tag?: string; whiteouts?: boolean } = {},
 ): Promise<string> {
   const pushed = await pushImage(registry, repository, tag, buildBusyboxImage({ whiteouts }));
