@@ -19,8 +19,23 @@ export interface InstanceJson {
   cpu: number | null;
   memory_bytes: number | null;
   disk_bytes: number | null;
-  /** Not answered by today's API; read should it ever be, so `ssh` can reach the instance. */
+  /** The host port of the instance's SSH server, when the app allows SSH and the API knows it. */
   ssh_port?: number | null;
+}
+
+/** GET /dev/v1/apps/:app/ssh?index=N: where instance N's SSH server is and how to log in. */
+export interface SshAccessJson {
+  app_guid: string;
+  process_guid: string;
+  index: number;
+  instance_guid: string;
+  host: string;
+  port: number;
+  user: string;
+  /** MD5 (or SHA-1) of the host key, colon-separated hex. */
+  host_fingerprint: string;
+  /** The user key, a secret: kept in memory and a 0600 file only while ssh runs. */
+  private_key: string;
 }
 
 export interface BuildJson {
@@ -172,6 +187,8 @@ export function createDevApi(options: DevApiOptions) {
     apps: () => call<{ resources: AppJson[]; warnings: string[] }>('GET', '/apps'),
 
     app: (ref: string) => call<AppJson>('GET', app(ref)),
+
+    sshAccess: (ref: string, index: number) => call<SshAccessJson>('GET', `${app(ref)}/ssh?index=${index}`),
 
     /** The app, or undefined when there is none of that name. */
     async findApp(ref: string): Promise<AppJson | undefined> {

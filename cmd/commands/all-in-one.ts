@@ -163,6 +163,8 @@ export default defineCommand({
           fileServerUrl: lifecycleFlagValues.fileServerURL,
           appDomain: flags.appDomain,
           buildpacks: flags.buildpack.map(parseBuildpack).map((b) => ({ name: b.name, url: b.url ?? buildpackUrl(lifecycleFlagValues.fileServerURL, b.name) })),
+          // Each instance's SSH port and the diego-ssh route, for `ccbridge ssh`.
+          bbs,
         });
         started.push({ stop: () => cc.close() });
         ccUrl = cc.url;

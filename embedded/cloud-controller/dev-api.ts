@@ -3,6 +3,7 @@
 import { CcApiError, type AppView, type Controller, type CreateAppInput, type InstanceView, type ScaleInput } from './controller.js';
 import { readJson, sendJson, type RequestContext, type Route } from './http.js';
 import { processGuidFor, routeFor } from './messages.js';
+import { sshAccessFor, sshPortsOf, type SshLookup } from './ssh.js';
 import type { BuildRecord, DropletRecord, EventRecord, PackageRecord } from './store.js';
 
 export const DEV_API_PREFIX = '/dev/v1';
@@ -178,7 +179,7 @@ export function buildJson(build: BuildRecord | undefined): unknown {
   };
 }
 
-function instanceJson(instance: InstanceView): unknown {
+function instanceJson(instance: InstanceView, sshPort: number | undefined): unknown {
   return {
     index: instance.index,
     state: instance.state,
@@ -188,13 +189,15 @@ function instanceJson(instance: InstanceView): unknown {
     details: instance.details || null,
     host: instance.host || null,
     port: instance.port || null,
+    // The host port of the instance's SSH server (container port 2222), when the app allows SSH.
+    ssh_port: sshPort ?? null,
     cpu: instance.cpu,
     memory_bytes: instance.memoryBytes,
     disk_bytes: instance.diskBytes,
   };
 }
 
-export function appJson(view: AppView, appDomain: string): Record<string, unknown> {
+export function appJson(view: AppView, appDomain: string, sshPorts?: ReadonlyMap<string, number>): Record<string, unknown> {
   const { app } = view;
   const route = routeFor(app, appDomain);
   const runs = app.state === 'STARTED' && app.currentDropletGuid !== null;
@@ -227,7 +230,7 @@ export function appJson(view: AppView, appDomain: string): Record<string, unknow
     created_at: iso(app.createdAtMs),
     updated_at: iso(app.updatedAtMs),
   };
-  if (view.instances) json.instance_details = view.instances.map(instanceJson);
+  if (view.instances) json.instance_details = view.instances.map((instance) => instanceJson(instance, sshPorts?.get(instance.instanceGuid)));
   return json;
 }
 
@@ -260,7 +263,8 @@ function eventQuery(context: RequestContext, app: string | undefined) {
 // ---------------------------------------------------------------------------------------------
 // Routes
 
-export function devRoutes(controller: Controller, appDomain: string, describe: () => unknown): Route[] {
+/** `ssh`: the BBS reads behind ssh_port and GET /apps/:app/ssh; without it neither is known. */
+export function devRoutes(controller: Controller, appDomain: string, describe: () => unknown, ssh?: SshLookup): Route[] {
   const p = DEV_API_PREFIX;
   const route = (method: string, path: string, handle: Route['handle']): Route => ({ method, path: `${p}${path}`, access: 'basic', errors: 'v3', handle });
   const action = (name: 'start' | 'stop' | 'restart' | 'restage') =>
@@ -281,7 +285,39 @@ export function devRoutes(controller: Controller, appDomain: string, describe: (
     }),
     route('GET', '/apps/:app', async ({ res, params }) => {
       const outcome = await controller.app(params.app!);
-      sendJson(res, 200, { ...appJson(outcome.value, appDomain), warnings: outcome.warnings });
+      const view = outcome.value;
+      let sshPorts: Map<string, number> | undefined;
+      if (ssh && view.app.allowSsh && (view.instances ?? []).some((instance) => instance.instanceGuid !== '')) {
+        try {
+          sshPorts = await sshPortsOf(ssh, processGuidFor(view.app));
+        } catch (error) {
+          outcome.warnings.push(`no SSH ports: ${(error as Error).message}`);
+        }
+      }
+      sendJson(res, 200, { ...appJson(view, appDomain, sshPorts), warnings: outcome.warnings });
+    }),
+    // A development stand-in for CF's ssh-proxy: where instance N's SSH server listens and the
+    // credentials the proxy would use (the diego-ssh route's user key and host key fingerprint).
+    route('GET', '/apps/:app/ssh', async ({ res, params, query }) => {
+      const app = controller.resolveApp(params.app!);
+      const indexText = query.get('index') ?? '0';
+      if (!/^\d{1,6}$/.test(indexText)) throw unprocessable('index must be an instance index (0, 1, ...)');
+      if (!app.allowSsh) throw unprocessable(`ssh is not allowed for ${app.name}`);
+      if (app.state !== 'STARTED' || app.currentDropletGuid === null) throw unprocessable(`${app.name} is not started`);
+      if (!ssh) throw new CcApiError(503, 'CF-ServiceUnavailable', 'this development Cloud Controller was started without a BBS address, so it cannot look up SSH access', 10015);
+      const access = await sshAccessFor(ssh, app.name, processGuidFor(app), Number(indexText));
+      res.setHeader('Cache-Control', 'no-store');
+      sendJson(res, 200, {
+        app_guid: app.guid,
+        process_guid: access.processGuid,
+        index: access.index,
+        instance_guid: access.instanceGuid,
+        host: access.host,
+        port: access.port,
+        user: access.user,
+        host_fingerprint: access.hostFingerprint,
+        private_key: access.privateKey,
+      });
     }),
     route('DELETE', '/apps/:app', async ({ res, params, requestId }) => {
       const app = controller.resolveApp(params.app!);

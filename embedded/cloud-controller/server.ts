@@ -23,6 +23,7 @@ import { APP_DEFAULTS, createController, systemClock, type AppDefaults, type Clo
 import { DEV_API_PREFIX, devRoutes } from './dev-api.js';
 import { basicAuthChecker, describeError, errorBody, RouteTable, sendJson, type Route } from './http.js';
 import { internalRoutes } from './internal-api.js';
+import type { SshLookup } from './ssh.js';
 import { DEFAULT_STACK, DEFAULT_STAGING_LIMITS, type ConfiguredBuildpack, type StagingLimits } from './messages.js';
 import { createCcStore, openCcDatabase } from './store.js';
 
@@ -64,6 +65,11 @@ export interface DevelopmentCloudControllerOptions {
   maxUploadBytes?: number;
   /** The bridge port, for tests that fake it in-process; default: HTTP to bridgeUrl. */
   bridge?: Bridge;
+  /**
+   * The BBS, read for SSH access (each instance's SSH port, and the diego-ssh route behind
+   * GET /dev/v1/apps/:app/ssh); without it the API reports neither.
+   */
+  bbs?: SshLookup;
   /** How this CC reaches the bridge's gateway when it has TLS or basic auth on. */
   bridgeAuth?: { tls?: ClientTls; username?: string; password?: string };
   /** Serve HTTPS (the API, the internal API and the blobstore). */
@@ -153,7 +159,7 @@ export async function startDevelopmentCloudController(options: DevelopmentCloudC
     const routes: Route[] = [
       { method: 'GET', path: '/', access: 'anyone', errors: 'v2', handle: ({ res }) => sendJson(res, 200, describe()) },
       ...internalRoutes(controller),
-      ...devRoutes(controller, appDomain, describe),
+      ...devRoutes(controller, appDomain, describe, options.bbs),
     ];
     const table = new RouteTable(routes);
     const blobstoreSigned = (pathname: string, query: URLSearchParams) => blobstore.verify(pathname, query);

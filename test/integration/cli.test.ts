@@ -394,7 +394,7 @@ describe('ccbridge command line against the development Cloud Controller', () =>
     assertFailure(unknown, /^ccbridge app: app "nope" not found \(CF-AppNotFound\)$/);
     assertFailure(unreachable, new RegExp(`^ccbridge apps: cannot reach the API at http://127\\.0\\.0\\.1:${closedPort}: .*ECONNREFUSED`));
     assertFailure(wrongPassword, /^ccbridge apps: the API at \S+ refused the credentials \(CF-NotAuthenticated\)/);
-    assertFailure(ssh, /^ccbridge ssh: the API does not report an SSH port for instance 0 of hello/);
+    assertFailure(ssh, /^ccbridge ssh: this development Cloud Controller was started without a BBS address, so it cannot look up SSH access/);
     assertFailure(unconfirmed, /^ccbridge delete: not deleting broken without a confirmation: give -f$/);
     assert.equal((await api('GET', '/dev/v1/apps/broken')).status, 200);
     assertFailure(badFlag, /^ccbridge scale: --instances: "many" is not a whole number$/);
