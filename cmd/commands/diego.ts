@@ -5,12 +5,13 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExecutorPrerequisiteError, startEmbeddedCell } from '../../embedded/diego/cell/index.js';
 import { createImageRegistry } from '../../embedded/diego/executor/registry.js';
-import { startEmbeddedDiego, type EmbeddedDiego, type EmbeddedDiegoTls } from '../../embedded/diego/index.js';
+import { startEmbeddedDiego, type EmbeddedDiego, type EmbeddedDiegoOptions, type EmbeddedDiegoTls } from '../../embedded/diego/index.js';
 import { defineCommand, stopAll, type Stoppable } from '../../lib/daemon.js';
 import { bool, checkListenAddress, duration, int, list, splitHostPort, string } from '../../lib/flags.js';
 import type { Logger } from '../../lib/log.js';
 import { commonFlags } from './common.js';
 import { stagerRecipeFlags } from './recipes.js';
+import { listenerTlsFlags, listenerTlsFrom } from './flags.js';
 
 const notNegative = (value: number) => (value < 0 ? 'must be 0 or more' : undefined);
 
@@ -58,6 +59,8 @@ export interface DiegoFlagValues {
   insecureDockerRegistry: string;
   dockerRegistryCACert: string;
   cellImageCacheMb: number;
+  /** The stager's caching registry, where the all-in-one has one: forwarded into containers when it is on loopback. */
+  dockerRegistryAddress?: string;
 }
 
 export interface StartedDiego extends Stoppable {
@@ -78,9 +81,11 @@ export async function startDiegoFromFlags(
   log: Logger,
   /** TLS of the BBS API (client certificates required when there is a CA); plain HTTP without. */
   tls?: EmbeddedDiegoTls,
+  /** The client certificate its cell and completion callbacks present, and the callbacks' basic auth. */
+  clients?: Pick<EmbeddedDiegoOptions, 'clientTls' | 'callbackAuthorizationFor'>,
 ): Promise<StartedDiego> {
-  // The cell reports over the BBS's cell-side routes with a plain HTTP client.
-  if (tls && flags.cell) throw new Error('the embedded cell reports to its Diego over plain HTTP: with TLS on the BBS API start with -cell=false');
+  // The cell reports over the BBS's cell-side routes: with mutual TLS it needs a client certificate.
+  if (tls?.ca !== undefined && flags.cell && clients?.clientTls?.cert === undefined) throw new Error('the embedded cell needs a client certificate for a BBS that requires one');
   const dir = (name: string) => {
     const path = join(flags.dataDir, name);
     mkdirSync(path, { recursive: true });
@@ -93,6 +98,7 @@ export async function startDiegoFromFlags(
     port,
     logger: log,
     tls,
+    ...clients,
     timing: { convergenceIntervalMs: flags.convergeRepeatInterval, taskKickIntervalMs: flags.convergeRepeatInterval },
   });
   const running: Stoppable[] = [{ stop: () => diego.close() }];
@@ -102,7 +108,7 @@ export async function startDiegoFromFlags(
     async startCell(extraPorts = []) {
       if (!flags.cell) return { description: 'none (-cell=false: tasks and instances wait for a cell)', stop: async () => {} };
       const registries = flags.insecureDockerRegistry.split(',').filter((registry) => registry !== '');
-      const hostServicePorts = [...new Set([...extraPorts, ...parsePorts(flags.cellHostServicePorts), ...localRegistryPorts(registries)])];
+      const hostServicePorts = [...new Set([...extraPorts, ...parsePorts(flags.cellHostServicePorts), ...localRegistryPorts([...registries, flags.dockerRegistryAddress ?? ''])])];
       const cell = await startEmbeddedCell({
         diego,
         dataDir: dir('cell'),
@@ -148,9 +154,13 @@ export default defineCommand({
     ...commonFlags,
     listenAddress: string('host:port of the BBS API (and the log-cache read API)', '127.0.0.1:8889', { check: checkListenAddress }),
     ...diegoFlags,
+    ...listenerTlsFlags,
   },
   async start(flags, log) {
-    const started = await startDiegoFromFlags(flags, flags.listenAddress, log);
+    // With -listenerCACert every client, a real Cloud Controller included, must present a
+    // certificate that CA signed; the cell (and the completion callbacks) present this daemon's own.
+    const tls = listenerTlsFrom(flags);
+    const started = await startDiegoFromFlags(flags, flags.listenAddress, log, tls, tls ? { clientTls: { ca: tls.ca, cert: tls.cert, key: tls.key } } : undefined);
     try {
       const cell = await started.startCell();
       process.stdout.write(`diego    bbs ${started.url}   (log-cache read API ${started.url}/api/v1/read/)\n  cell   ${cell.description}\n`);

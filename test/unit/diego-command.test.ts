@@ -2,7 +2,7 @@
 // into a container's loopback.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { diegoFlags, localServicePorts, parsePorts } from '../../cmd/commands/diego.js';
+import { diegoFlags, localRegistryPorts, localServicePorts, parsePorts } from '../../cmd/commands/diego.js';
 import { FlagError, parseFlags } from '../../lib/flags.js';
 
 test('host service ports: comma-separated, repeated, or both', () => {
@@ -30,4 +30,22 @@ test('only services on this machine map into a container, by port (scheme defaul
     { input: ['https://cc.service.cf.internal:9023', 'http://10.0.0.5:8080'], want: [] },
   ];
   for (const { input, want } of cases) assert.deepEqual(localServicePorts(input), want, input.join(' '));
+});
+
+test('registries on this machine\'s loopback are forwarded into containers by port; others and portless ones are not', () => {
+  const cases = [
+    { input: ['127.0.0.1:5000', 'localhost:5001', '[::1]:5002'], want: [5000, 5001, 5002] },
+    { input: ['registry.example.com:5000', '10.0.0.5:5000', '127.0.0.1', ''], want: [] },
+  ];
+  for (const { input, want } of cases) assert.deepEqual(localRegistryPorts(input), want, input.join(' '));
+});
+
+test('the cell\'s registry CA must be a file that exists', () => {
+  assert.throws(
+    () => parseFlags(diegoFlags, ['-dockerRegistryCACert=/nonexistent/ca.pem']),
+    (error: unknown) => error instanceof FlagError && /no such file: \/nonexistent\/ca\.pem/.test(error.message),
+  );
+  const { values } = parseFlags(diegoFlags, ['-insecureDockerRegistry=127.0.0.1:5000,registry.local:5000']);
+  assert.equal(values.insecureDockerRegistry, '127.0.0.1:5000,registry.local:5000');
+  assert.equal(values.cellImageCacheMb, 10_240);
 });
