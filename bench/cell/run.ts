@@ -23,6 +23,7 @@ import { Action } from '../../gen/diego/bbs/v1/actions.js';
 import { MetricTagValue_DynamicValue } from '../../gen/diego/bbs/v1/container.js';
 import { DesiredLRP } from '../../gen/diego/bbs/v1/desired_lrp.js';
 import { silentLogger } from '../../lib/log.js';
+import { printBenchResult } from '../lib/result.js';
 
 const INSTANCES = Number(process.env.BENCH_INSTANCES ?? 20);
 const STARTS = Number(process.env.BENCH_STARTS ?? 10);
@@ -138,6 +139,16 @@ try {
   console.log(`  sandboxed (new container)   median ${q(sandboxed, 0.5).toFixed(0)} ms   max ${sandboxed.at(-1)!.toFixed(0)} ms`);
   console.log(`  plain child process         median ${q(plain, 0.5).toFixed(0)} ms   max ${plain.at(-1)!.toFixed(0)} ms`);
   console.log(`  overhead                    ${(q(sandboxed, 0.5) - q(plain, 0.5)).toFixed(0)} ms (${(q(sandboxed, 0.5) / q(plain, 0.5)).toFixed(1)}×)`);
+  printBenchResult({
+    name: 'cell',
+    sizes: `${INSTANCES} instances; ${STARTS} starts each`,
+    rows: [
+      { figure: `desire → all ${INSTANCES} instances RUNNING`, value: (runningAt.at(-1) ?? NaN) / 1000, unit: 's' },
+      { figure: 'desire → first instance RUNNING', value: (runningAt[0] ?? NaN) / 1000, unit: 's' },
+      { figure: 'sandboxed process start until it answers, median', value: q(sandboxed, 0.5), unit: 'ms', baseline: { name: 'plain child process', value: q(plain, 0.5) }, ratio: q(sandboxed, 0.5) / q(plain, 0.5) },
+    ],
+    notes: seen.size < INSTANCES ? [`only ${seen.size} of ${INSTANCES} instances were seen RUNNING`] : [],
+  });
 } finally {
   files.close();
   rmSync(root, { recursive: true, force: true });

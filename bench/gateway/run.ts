@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { createChannel, createClient } from 'nice-grpc';
 import { TpsServiceDefinition } from '../../gen/cloudfoundry/ccbridge/tps/v1/tps.js';
 import { formatResult, runClosedLoop, type LoadResult } from '../lib/load.js';
+import { printBenchResult } from '../lib/result.js';
 
 const TOTAL = Number(process.env.BENCH_REQUESTS ?? 10_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
@@ -74,6 +75,19 @@ try {
   console.log(formatResult('gateway split (over gRPC)', split));
   console.log(`ratio co-located / bare node:http   ${(colocated.perSecond / bare.perSecond).toFixed(2)}  (goal ≥ 0.80)`);
   console.log(`ratio split / direct gRPC           ${(split.perSecond / direct.perSecond).toFixed(2)}  (goal ≥ 0.80)`);
+  const colocatedRatio = colocated.perSecond / bare.perSecond;
+  const splitRatio = split.perSecond / direct.perSecond;
+  printBenchResult({
+    name: 'gateway',
+    sizes: `${TOTAL} requests, ${CONCURRENCY} in flight`,
+    rows: [
+      { figure: 'gateway co-located (in-process), throughput', value: colocated.perSecond, unit: 'req/s', baseline: { name: 'bare node:http', value: bare.perSecond }, ratio: colocatedRatio, goal: '≥ 0.80× baseline', met: colocatedRatio >= 0.8 },
+      { figure: 'gateway split (over gRPC), throughput', value: split.perSecond, unit: 'req/s', baseline: { name: 'direct gRPC', value: direct.perSecond }, ratio: splitRatio, goal: '≥ 0.80× baseline', met: splitRatio >= 0.8 },
+      { figure: 'gateway co-located, p99', value: colocated.p99ms, unit: 'ms', baseline: { name: 'bare node:http p99', value: bare.p99ms } },
+      { figure: 'gateway split, p99', value: split.p99ms, unit: 'ms', baseline: { name: 'direct gRPC p99', value: direct.p99ms } },
+    ],
+    notes: [bare, direct, colocated, split].some((r) => r.errors > 0) ? ['some requests failed: see the errors column of the output'] : [],
+  });
 } finally {
   for (const child of children) child.kill();
 }

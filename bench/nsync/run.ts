@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startChild, stopChildren } from '../lib/child.js';
+import { printBenchResult, type BenchRow } from '../lib/result.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '10000,25000,100000,250000').split(',').map(Number);
 const here = (name: string) => fileURLToPath(new URL(name, import.meta.url));
@@ -39,6 +40,7 @@ function runBulker(bbsUrl: string, ccUrl: string): Pass {
 
 const rows: string[] = [];
 const noChange: { n: number; ms: number }[] = [];
+const resultRows: BenchRow[] = [];
 try {
   for (const n of SIZES) {
     const dataDir = mkdtempSync(join(tmpdir(), `bench-nsync-${n}-`));
@@ -48,6 +50,9 @@ try {
       const { info: bbs, child: bbsChild } = await startChild<{ url: string }>(bbsServer, ['serve', dataDir]);
       const pass = runBulker(bbs.url, cc.url);
       if (scenario === 'no change') noChange.push({ n, ms: pass.durationMs });
+      const atGoalSize = n === 250_000 && scenario === 'no change';
+      resultRows.push({ figure: `bulker pass, ${scenario}, N=${n}`, value: pass.durationMs / 1000, unit: 's', ...(atGoalSize ? { goal: '< 10 s', met: pass.durationMs < 10_000 } : {}) });
+      resultRows.push({ figure: `bulker peak RSS, ${scenario}, N=${n}`, value: pass.peakRssBytes / 2 ** 20, unit: 'MiB', ...(atGoalSize ? { goal: '< 1024 MiB', met: pass.peakRssBytes < 2 ** 30 } : {}) });
       rows.push(
         `${String(n).padStart(7)}  ${scenario.padEnd(9)}  ${(pass.durationMs / 1000).toFixed(2).padStart(7)} s  peak RSS ${(pass.peakRssBytes / 2 ** 20).toFixed(0).padStart(5)} MiB   desired ${pass.desired} updated ${pass.updated} removed ${pass.removed} failed ${pass.failed} fresh ${pass.freshnessBumped}`,
       );
@@ -66,6 +71,21 @@ try {
     console.log(`no-change time ratio N=${last.n}/N=${first.n}: ${(last.ms / first.ms).toFixed(1)} for ${(last.n / first.n).toFixed(1)}× the apps (linear would be ${(last.n / first.n).toFixed(1)})`);
   }
   console.log('goal: no-change pass at 250k under 10 s and under 1 GiB RSS');
+  const notes: string[] = [];
+  if (noChange.length > 1) {
+    const first = noChange[0]!;
+    const last = noChange.at(-1)!;
+    resultRows.push({
+      figure: `no-change time ratio N=${last.n} / N=${first.n}`,
+      value: last.ms / first.ms,
+      unit: '×',
+      baseline: { name: 'linear scaling', value: last.n / first.n, unit: '×' },
+      ratio: last.ms / first.ms / (last.n / first.n),
+      goal: 'near-linear (ratio ≈ 1)',
+    });
+  }
+  if (!SIZES.includes(250_000)) notes.push('the goal is stated at N = 250k, which this run did not include');
+  printBenchResult({ name: 'nsync', sizes: `N = ${SIZES.join(', ')}`, rows: resultRows, notes });
 } finally {
   stopChildren();
 }

@@ -13,6 +13,7 @@ import { Agent, request } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { startChild, stopChildren } from '../lib/child.js';
+import { printBenchResult } from '../lib/result.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const IN_FLIGHT = 100;
@@ -92,6 +93,18 @@ try {
   }
   const stager = results.stager!;
   console.log(`stager p99 ${q(stager.latencies, 0.99).toFixed(1)} ms (goal < 50 ms; anchor: the real BBS DesireTask ~200 ms average under 100 parallel creates)`);
+  const noop = results.noop!;
+  const p99 = q(stager.latencies, 0.99);
+  printBenchResult({
+    name: 'stager',
+    sizes: `${IN_FLIGHT} in flight for ${SECONDS} s`,
+    rows: [
+      { figure: 'PUT /v1/staging/:guid → 202, p99', value: p99, unit: 'ms', baseline: { name: 'bare gateway p99', value: q(noop.latencies, 0.99) }, ratio: p99 / q(noop.latencies, 0.99), goal: '< 50 ms', met: p99 < 50 },
+      { figure: 'PUT /v1/staging/:guid → 202, p50', value: q(stager.latencies, 0.5), unit: 'ms', baseline: { name: 'bare gateway p50', value: q(noop.latencies, 0.5) } },
+      { figure: 'staging requests, throughput', value: stager.latencies.length / stager.seconds, unit: 'req/s', baseline: { name: 'bare gateway', value: noop.latencies.length / noop.seconds }, ratio: stager.latencies.length / stager.seconds / (noop.latencies.length / noop.seconds) },
+    ],
+    notes: [`anchor: the real BBS DesireTask averaged ~200 ms under 100 parallel creates`, ...(stager.errors > 0 ? [`${stager.errors} requests did not answer 202`] : [])],
+  });
 } finally {
   stopChildren();
 }

@@ -13,6 +13,7 @@ import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { startChild, stopChildren } from '../lib/child.js';
 import { runClosedLoop } from '../lib/load.js';
+import { printBenchResult } from '../lib/result.js';
 
 const PROCESSES = Number(process.env.BENCH_PROCESSES ?? 1000);
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
@@ -60,6 +61,15 @@ try {
   console.log(`bulk status, one call        p50 ${bulkMedian.toFixed(1)} ms   p99 ${quantile(bulkTimes, 0.99).toFixed(1)} ms   ${(1000 / bulkMedian).toFixed(1)} calls/s   (goal p99 < 100 ms)`);
   console.log(`one call per process         all ${PROCESSES}: median ${perGuidMedian.toFixed(0)} ms over ${rounds.length} rounds, 50 in flight`);
   console.log(`ratio per-process / bulk     ${(perGuidMedian / bulkMedian).toFixed(1)}×  (goal ≥ 20×)`);
+  const bulkP99 = quantile(bulkTimes, 0.99);
+  printBenchResult({
+    name: 'tps',
+    sizes: `${PROCESSES} processes × 4 instances`,
+    rows: [
+      { figure: 'bulk status of every process, one call, p99', value: bulkP99, unit: 'ms', goal: '< 100 ms', met: bulkP99 < 100 },
+      { figure: 'bulk status, one call, p50', value: bulkMedian, unit: 'ms', baseline: { name: 'one call per process, all of them (50 in flight)', value: perGuidMedian, unit: 'ms' }, ratio: perGuidMedian / bulkMedian, goal: 'baseline / figure ≥ 20×', met: perGuidMedian / bulkMedian >= 20 },
+    ],
+  });
 } finally {
   stopChildren();
 }

@@ -22,6 +22,7 @@ import { openOutbox } from '../../services/tps/watcher/outbox.js';
 import { buildWatcher } from '../../cmd/wiring/services.js';
 import { benchDesiredLrp } from '../tps/shape.js';
 import { startChild, stopChildren } from '../lib/child.js';
+import { printBenchResult } from '../lib/result.js';
 
 const APPS = 50;
 const PER_APP = 50;
@@ -121,6 +122,19 @@ try {
   callTimes.sort((a, b) => a - b);
   console.log(`  of which the crash call itself (cell → BBS answer)   p50 ${q(callTimes, 0.5).toFixed(1)} ms   p99 ${q(callTimes, 0.99).toFixed(1)} ms`);
   console.log(`outbox drain         ${DRAIN} reports in ${drainSeconds.toFixed(2)} s (${(DRAIN / drainSeconds).toFixed(0)} reports/s), delivered ${drained}, left ${outbox.depth()}`);
+  const p99 = q(latencies, 0.99);
+  printBenchResult({
+    name: 'watcher',
+    sizes: `${instances.length} crashes at ${RATE}/s; ${DRAIN} reports drained`,
+    rows: [
+      { figure: 'crash → CC report latency, p99', value: p99, unit: 'ms', baseline: { name: 'the crash call itself (cell → BBS), p99', value: q(callTimes, 0.99) }, goal: '< 50 ms', met: p99 < 50 },
+      { figure: 'crash → CC report latency, p50', value: q(latencies, 0.5), unit: 'ms', baseline: { name: 'the crash call itself, p50', value: q(callTimes, 0.5) } },
+      { figure: 'reports lost', value: lost, unit: 'reports', goal: '0', met: lost === 0 },
+      { figure: 'outbox drain rate', value: DRAIN / drainSeconds, unit: 'reports/s' },
+      { figure: 'reports left in the outbox after the drain', value: outbox.depth(), unit: 'reports', goal: '0', met: outbox.depth() === 0 },
+    ],
+    notes: [`crashes sent at ${achievedRate.toFixed(0)}/s (target ${RATE}/s)`],
+  });
   outbox.close();
   bbs.close();
 } finally {
