@@ -18,9 +18,11 @@ import { openOutbox } from '../../services/tps/watcher/outbox.js';
 import { buildBulker, buildNsyncListener, buildStager, buildTps, buildWatcher } from '../wiring/services.js';
 import { commonFlags } from './common.js';
 import { diegoFlags, localServicePorts, startDiegoFromFlags, type StartedDiego } from './diego.js';
-import { bbsClientFrom, bbsFlags, ccClientFrom, ccFlags, lifecycleFlags, lockFlags } from './flags.js';
+import { bbsClientFrom, bbsFlags, ccClientFrom, ccFlags, lifecycleFlags, listenerSecurityFlags, listenerSecurityFrom, lockFlags } from './flags.js';
 import { packBuiltInLifecycles } from './file-server.js';
-import { gatewayFlags } from './gateway.js';
+import { gatewayFlags, restLimitsFrom } from './gateway.js';
+import { grpcServerCredentials } from '../../lib/tls.js';
+import type { ClientTls } from '../../lib/tls-fetch.js';
 import { runWhileLocked } from './locked.js';
 import { locketFlags } from './locket.js';
 import { bulkerFlags } from './nsync-bulker.js';
@@ -57,6 +59,7 @@ export const allInOneFlags = {
   ...tpsFlags,
   ...watcherFlags,
   ...gatewayFlags,
+  ...listenerSecurityFlags,
 };
 
 export default defineCommand({
@@ -71,12 +74,20 @@ export default defineCommand({
       mkdirSync(path, { recursive: true });
       return path;
     };
+    // One certificate for the gateway, the gRPC services and the embedded BBS and Locket, and one
+    // CA that signed it and signs the clients' certificates; this process's own clients of those
+    // listeners (cell, callbacks, development CC, lock runners) present the same certificate.
+    const security = listenerSecurityFrom(flags);
+    if (security.tls && !security.tls.ca) throw new Error('-listenerCert needs -listenerCACert in the all-in-one (the CA that signed it, which also signs the client certificates)');
+    const ownClientTls: ClientTls | undefined = security.tls ? { ca: security.tls.ca, cert: security.tls.cert, key: security.tls.key } : undefined;
+    const listenerBasicAuth = flags.listenerUsername ? `Basic ${Buffer.from(`${flags.listenerUsername}:${flags.listenerPassword}`).toString('base64')}` : undefined;
+    let gatewayUrl = '';
     try {
       // Locket: embedded unless -locketAddress names one.
       let locketAddress = flags.locketAddress;
       if (!locketAddress) {
         const { host, port } = splitHostPort(flags.locketListenAddress);
-        const locket = await startEmbeddedLocket({ dataDir: dir('locket'), host, port, logger: log });
+        const locket = await startEmbeddedLocket({ dataDir: dir('locket'), host, port, logger: log, credentials: grpcServerCredentials(security.tls) });
         started.push({ stop: () => locket.close() });
         locketAddress = locket.address;
       }
@@ -86,12 +97,20 @@ export default defineCommand({
       let bbsUrl = flags.bbsAddress;
       let embeddedDiego: StartedDiego | undefined;
       if (!bbsUrl) {
-        embeddedDiego = await startDiegoFromFlags(flags, flags.bbsListenAddress, log);
+        embeddedDiego = await startDiegoFromFlags(flags, flags.bbsListenAddress, log, security.tls, {
+          clientTls: ownClientTls,
+          // Completion callbacks to this process's gateway carry its basic auth (a real BBS presents its client certificate instead).
+          callbackAuthorizationFor: (url) => (listenerBasicAuth !== undefined && gatewayUrl !== '' && url.startsWith(`${gatewayUrl}/`) ? listenerBasicAuth : undefined),
+        });
         started.push(embeddedDiego);
         bbsUrl = embeddedDiego.url;
       }
       lines.push(`  diego (bbs)   ${bbsUrl}`);
-      const bbs = bbsClientFrom(flags, bbsUrl, log);
+      const bbs = bbsClientFrom(
+        embeddedDiego && security.tls ? { ...flags, bbsCACert: flags.listenerCACert, bbsClientCert: flags.listenerCert, bbsClientKey: flags.listenerKey } : flags,
+        bbsUrl,
+        log,
+      );
       started.push({ stop: async () => bbs.close() });
 
       // The lifecycle bundle and the example buildpacks, packed fresh from this checkout at
@@ -124,7 +143,7 @@ export default defineCommand({
       const nsyncRecipe = nsyncRecipeFrom(lifecycleFlagValues);
       const tps = buildTps({
         bbs,
-        logCache: createLogCacheClient({ url: flags.logCacheURL || bbsUrl }),
+        logCache: createLogCacheClient({ url: flags.logCacheURL || bbsUrl, tls: flags.logCacheURL === '' && embeddedDiego ? ownClientTls : undefined }),
         logger: log,
         config: { maxInFlightRequests: flags.maxInFlightRequests, maxBulkGuids: flags.maxBulkGuids },
       });
@@ -141,9 +160,11 @@ export default defineCommand({
         listenAddress: flags.listenAddress,
         logger: log,
         metrics,
-        gateway: { maxBodyBytes: flags.maxRequestBodyBytes, maxHeaderBytes: flags.maxHeaderBytes, callTimeoutMs: flags.callTimeout },
+        gateway: restLimitsFrom(flags),
+        security,
       });
       started.push(served);
+      gatewayUrl = served.restUrl;
       lines.push(`  gateway       ${served.restUrl}   (every CC route)`);
       lines.push(`  grpc          ${served.grpcAddress}`);
       lines.push(`  metrics       ${served.restUrl}/metrics`);
@@ -160,6 +181,7 @@ export default defineCommand({
           username: flags.ccUsername,
           password: flags.ccPassword,
           bridgeUrl: served.restUrl,
+          bridgeAuth: { tls: ownClientTls, username: flags.listenerUsername, password: flags.listenerPassword },
           fileServerUrl: lifecycleFlagValues.fileServerURL,
           appDomain: flags.appDomain,
           buildpacks: flags.buildpack.map(parseBuildpack).map((b) => ({ name: b.name, url: b.url ?? buildpackUrl(lifecycleFlagValues.fileServerURL, b.name) })),
@@ -177,12 +199,16 @@ export default defineCommand({
       started.push({ stop: async () => ccClient.close() }, { stop: async () => bulkCc.close() });
       const stagingRecipe = stagingRecipeFrom(
         { ...lifecycleFlagValues, ccUploaderURL: flags.ccUploaderURL === stagerRecipeFlags.ccUploaderURL.default ? uploader.url : flags.ccUploaderURL },
-        `http://${callbackHost}:${restPort === 0 ? new URL(served.restUrl).port : restPort}`,
+        `${security.tls ? 'https' : 'http'}://${callbackHost}:${restPort === 0 ? new URL(served.restUrl).port : restPort}`,
       );
       stager.set(buildStager({ bbs, cc: ccClient, recipe: stagingRecipe, logger: log, metrics }));
 
       {
-        const lockTls = flags.locketCACert ? { caFile: flags.locketCACert, certFile: flags.locketClientCert, keyFile: flags.locketClientKey } : undefined;
+        const lockTls = flags.locketCACert
+          ? { caFile: flags.locketCACert, certFile: flags.locketClientCert, keyFile: flags.locketClientKey }
+          : !flags.locketAddress && security.tls
+            ? { caFile: flags.listenerCACert, certFile: flags.listenerCert, keyFile: flags.listenerKey }
+            : undefined;
         const bulker = buildBulker({
           bbs,
           cc: bulkCc,
