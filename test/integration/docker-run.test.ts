@@ -412,7 +412,7 @@ describe('docker LRPs on the embedded Diego from a real registry', () => {
     await answersOverHttp(`${token}-auth`);
   });
 
-  test('a task in an image runs there and hands back its result; a task whose image cannot be pulled fails with the reason', async () => {
+  test('a task in an image runs there with the image\'s environment beneath its own and hands back its result; a task whose image cannot be pulled fails with the reason', async () => {
     const reference = await pushExampleImage(open, { repository: 'ccbridge/task' });
     const task = (taskGuid: string, rootFs: string) =>
       bbs.desireTask(
@@ -424,7 +424,9 @@ describe('docker LRPs on the embedded Diego from a real registry', () => {
           diskMb: 64,
           logGuid: `log-${taskGuid}`,
           metricTags: { source_id: { static: `log-${taskGuid}` } },
-          action: Action.fromPartial({ runAction: { path: '/bin/sh', args: ['-c', 'cat /www/index.html > /tmp/result.txt'], user: 'vcap' } }),
+          // The image's Env comes beneath the task's: EXAMPLE from the image, PATH from the task.
+          environmentVariables: [{ name: 'PATH', value: '/bin:/usr/bin' }],
+          action: Action.fromPartial({ runAction: { path: '/bin/sh', args: ['-c', 'cat /www/index.html > /tmp/result.txt; echo "EXAMPLE=$EXAMPLE PATH=$PATH" >> /tmp/result.txt'], user: 'vcap' } }),
           resultFile: '/tmp/result.txt',
         }),
       );
@@ -437,7 +439,7 @@ describe('docker LRPs on the embedded Diego from a real registry', () => {
     await task(`${token}-task`, rootFsOf(reference));
     const done = await completed(`${token}-task`);
     assert.equal(done.failed, false, done.failureReason);
-    assert.equal(done.result, EXAMPLE_IMAGE_PAGE);
+    assert.equal(done.result, `${EXAMPLE_IMAGE_PAGE}EXAMPLE=busybox PATH=/bin:/usr/bin\n`);
 
     await task(`${token}-missing`, `docker://${open.address}/ccbridge/missing#latest`);
     const failed = await completed(`${token}-missing`);

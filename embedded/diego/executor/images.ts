@@ -35,6 +35,8 @@ export interface ResolvedImage {
   /** The digest of the image manifest (for a manifest list, of the chosen platform's manifest). */
   digest: string;
   layers: ImageLayer[];
+  /** The image config's Env (`NAME=value`), which every process in the image starts with. */
+  env?: string[];
 }
 
 /** The registry as the image store needs it; the docker lifecycle's registry client provides it. */
@@ -64,6 +66,8 @@ export interface ImageRoot {
   /** The unpacked root directory. */
   path: string;
   digest: string;
+  /** The image's own environment (`NAME=value`), beneath the work's. */
+  env: string[];
   /** The container no longer needs it; it may be removed once unused for long enough. */
   release(): void;
 }
@@ -224,6 +228,7 @@ export function createImageStore(options: ImageStoreOptions): ImageStore {
       return {
         path: join(rootsDir, digestFileName(image.digest)),
         digest: image.digest,
+        env: image.env ?? [],
         release() {
           if (released) return;
           released = true;

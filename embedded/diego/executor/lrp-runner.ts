@@ -335,7 +335,7 @@ export function createLrpRunner(options: LrpRunnerOptions): LrpRunner {
             guid: instanceGuid,
             rootfs: root.rootfs,
             readOnlyBinds: root.readOnlyBinds,
-            env: (mappings) => instanceEnvironment(lrp, index, instanceGuid, mappings),
+            env: (mappings) => [...root!.env, ...instanceEnvironment(lrp, index, instanceGuid, mappings)],
             ports,
             memoryMb: lrp.memoryMb,
             diskMb: lrp.diskMb,

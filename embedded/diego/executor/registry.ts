@@ -28,7 +28,11 @@ export function createImageRegistry(options: ImageRegistryOptions = {}): ImageRe
       const client = clientFor(credentials);
       try {
         const image = await client.resolveImage(parseDockerRootfsUri(rootFs));
-        return { digest: image.manifestDigest, layers: image.layers.map((layer) => ({ digest: layer.digest, size: layer.size })) };
+        return {
+          digest: image.manifestDigest,
+          layers: image.layers.map((layer) => ({ digest: layer.digest, size: layer.size })),
+          env: image.metadata.env,
+        };
       } finally {
         client.close();
       }

@@ -2,6 +2,7 @@
 // unpacked image for `docker://` (pulled with the work's image credentials), and for every root
 // that is not the host's, the host runtime bound read-only at HOST_RUNTIME_PATH so lifecycle
 // programs can run there.
+import type { EnvironmentVariable } from '../../../gen/diego/bbs/v1/container.js';
 import type { Logger } from '../../../lib/log.js';
 import type { Rootfs } from './container.js';
 import { assembleHostRuntime, HOST_RUNTIME_PATH, type HostRuntimePrograms } from './host-runtime.js';
@@ -10,6 +11,8 @@ import { displayImage, ImagePullError, type ImageCredentials, type ImageStore } 
 export interface PreparedRoot {
   rootfs: Rootfs;
   readOnlyBinds: Array<{ hostPath: string; containerPath: string }>;
+  /** The image's own environment, which the work's environment then extends and overrides (as Garden does). */
+  env: EnvironmentVariable[];
   /** The container that used it is gone. */
   release(): void;
 }
@@ -65,12 +68,18 @@ export function createRootPreparer(options: RootPreparerOptions): PrepareRoot {
       if (options.images === undefined) throw new Error(`rootfs ${displayImage(rootFs)} is not available on this cell (it pulls no images)`);
       const readOnlyBinds = await runtimeBinds();
       const image = await options.images.acquire(rootFs, credentials, signal);
-      return { rootfs: image.path, readOnlyBinds, release: image.release };
+      return { rootfs: image.path, readOnlyBinds, env: image.env.flatMap(imageVariable), release: image.release };
     }
     const rootfs = await options.rootfsFor(rootFs);
-    if (rootfs === 'host') return { rootfs, readOnlyBinds: [], release: () => undefined };
-    return { rootfs, readOnlyBinds: await runtimeBinds(), release: () => undefined };
+    if (rootfs === 'host') return { rootfs, readOnlyBinds: [], env: [], release: () => undefined };
+    return { rootfs, readOnlyBinds: await runtimeBinds(), env: [], release: () => undefined };
   };
+}
+
+/** `NAME=value` from an image config; an entry without `=` names nothing and is dropped. */
+function imageVariable(entry: string): EnvironmentVariable[] {
+  const equals = entry.indexOf('=');
+  return equals > 0 ? [{ name: entry.slice(0, equals), value: entry.slice(equals + 1) }] : [];
 }
 
 export { ImagePullError };

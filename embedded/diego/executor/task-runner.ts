@@ -64,7 +64,7 @@ export function createTaskRunner(options: TaskRunnerOptions): TaskRunner {
           guid: taskGuid,
           rootfs: root.rootfs,
           readOnlyBinds: root.readOnlyBinds,
-          env: definition.environmentVariables,
+          env: [...root.env, ...definition.environmentVariables],
           ports: [],
           memoryMb: definition.memoryMb,
           diskMb: definition.diskMb,
