@@ -1,4 +1,5 @@
 // Recipe configuration from flags, shared by every daemon that builds tasks or LRPs.
+import { existsSync, readFileSync } from 'node:fs';
 import { bool, int, string } from '../../lib/flags.js';
 import { checkRecipeConfig, type RecipeConfig } from '../../services/nsync/recipe/index.js';
 import { createSshKeyPool, type SshKeyPool } from '../../services/nsync/ssh-key-pool.js';
@@ -16,6 +17,11 @@ export const stagerRecipeFlags = {
   dockerStagingStack: string('stack docker staging tasks run on', 'cflinuxfs4', { check: (v) => (v ? undefined : 'Invalid Docker staging stack') }),
   dockerRegistryAddress: string('host:port of a registry docker images are cached in (empty: no caching)'),
   insecureDockerRegistry: string('comma-separated registries (host:port) reached over plain http: by the docker builder, and by the embedded cell when it pulls images (which forwards those on 127.0.0.1 into containers)'),
+  dockerRegistryCACert: string(
+    'CA certificate (PEM file) trusted beside the system\'s for docker registries: by the docker builder, which gets it in its staging task, and by the embedded cell when it pulls images',
+    '',
+    { check: (v) => (v === '' || existsSync(v) ? undefined : `no such file: ${v}`) },
+  ),
   privilegedStaging: bool('run staging containers privileged'),
   maxStagingTimeout: int('upper bound of any staging timeout, in seconds', 3600),
 };
@@ -44,6 +50,7 @@ export function stagingRecipeFrom(
     dockerStagingStack: string;
     dockerRegistryAddress: string;
     insecureDockerRegistry: string;
+    dockerRegistryCACert?: string;
     skipCertVerify: boolean;
     privilegedStaging: boolean;
     maxStagingTimeout: number;
@@ -58,6 +65,7 @@ export function stagingRecipeFrom(
     dockerStagingStack: flags.dockerStagingStack,
     dockerRegistryAddress: flags.dockerRegistryAddress,
     insecureDockerRegistries: flags.insecureDockerRegistry.split(',').filter((r) => r !== ''),
+    ...(flags.dockerRegistryCACert ? { dockerRegistryCACerts: readFileSync(flags.dockerRegistryCACert, 'utf8') } : {}),
     skipCertVerify: flags.skipCertVerify,
     privileged: flags.privilegedStaging,
     defaultStagingTimeoutMs: DEFAULT_STAGING_TIMEOUT_MS,

@@ -9,7 +9,9 @@
 //
 // The first three keys are the 2015 builder's; the last three are the later builder's, for
 // today's Cloud Controller. Flags are the 2015 builder's, plus -dockerRegistryCACert for a
-// registry whose certificate the system store does not know (NODE_EXTRA_CA_CERTS works too).
+// registry whose certificate the system store does not know; the stager passes its
+// deployment's registry CAs as PEM text in CCBRIDGE_DOCKER_REGISTRY_CA_CERTS, and
+// NODE_EXTRA_CA_CERTS works too.
 //
 // -cacheDockerImage copies the image into the deployment's registry
 // (-dockerRegistryHost:-dockerRegistryPort, plain http as the 2015 caching registry was) under a
@@ -43,6 +45,9 @@ const FLAGS = {
 };
 
 const REPEATABLE = new Set(['insecureDockerRegistries']);
+
+/** PEM text of registry CAs the stager may pass (its -dockerRegistryCACert), beside -dockerRegistryCACert here. */
+const CA_CERTS_VARIABLE = 'CCBRIDGE_DOCKER_REGISTRY_CA_CERTS';
 
 export class BuilderFailure extends Error {}
 
@@ -148,8 +153,11 @@ function goJson(value) {
 export async function build(argv, io = {}) {
   const say = io.out ?? ((line) => process.stdout.write(`${line}\n`));
   const config = readConfig(argv);
+  // The deployment's registry CAs, which the stager puts in the task's environment.
+  const caFromEnvironment = process.env[CA_CERTS_VARIABLE] || undefined;
   const client = createRegistryClient({
     caFile: config.caFile,
+    ca: caFromEnvironment,
     insecureRegistries: config.insecureRegistries,
     username: config.username,
     password: config.password,
@@ -190,7 +198,7 @@ async function cacheImage(client, image, config, say) {
   const registry = `${config.cache.host}:${config.cache.port}`;
   const repository = randomUUID();
   say(`Caching the image in ${registry} as ${repository}...`);
-  const cacheClient = createRegistryClient({ caFile: config.caFile, insecureRegistries: [registry, ...config.insecureRegistries], timeoutMs: config.timeoutMs });
+  const cacheClient = createRegistryClient({ caFile: config.caFile, ca: process.env[CA_CERTS_VARIABLE] || undefined, insecureRegistries: [registry, ...config.insecureRegistries], timeoutMs: config.timeoutMs });
   try {
     const target = parseImageReference(`${registry}/${repository}:latest`);
     await cacheClient.copyImage(client, image, target);

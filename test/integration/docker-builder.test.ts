@@ -282,13 +282,15 @@ function dockerStagingRequest(lifecycleData: Record<string, string>): StagingReq
 }
 
 /** The builder's run action of the Stager's real docker staging task for this request. */
-function builderArgsFor(request: StagingRequestFromCC, config: StagingRecipeConfig): string[] {
+function builderRunFor(request: StagingRequestFromCC, config: StagingRecipeConfig): { args: string[]; env: Record<string, string> } {
   const task = buildStagingTask('staging-guid', request, config);
   const steps = task.taskDefinition.action!.timeoutAction!.action!.serialAction!.actions;
   const run = steps[1]!.emitProgressAction!.action!.runAction!;
   assert.equal(run.path, '/tmp/docker_app_lifecycle/builder');
-  return run.args;
+  return { args: run.args, env: Object.fromEntries(run.env.map(({ name, value }) => [name, value])) };
 }
+
+const builderArgsFor = (request: StagingRequestFromCC, config: StagingRecipeConfig) => builderRunFor(request, config).args;
 
 interface BuilderRun {
   code: number | null;
@@ -298,10 +300,10 @@ interface BuilderRun {
 }
 
 /** Runs the unpacked builder with the task's arguments, its result file moved into `work`. */
-async function runBuilder(args: string[], extra: string[] = []): Promise<BuilderRun> {
+async function runBuilder(args: string[], extra: string[] = [], env: Record<string, string> = {}): Promise<BuilderRun> {
   const resultFile = join(mkdtempSync(join(work, 'result-')), 'result.json');
   const moved = args.map((arg) => (arg === '/tmp/docker-result/result.json' ? resultFile : arg));
-  const child = spawn(join(lifecycleDir, 'builder'), [...moved, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(join(lifecycleDir, 'builder'), [...moved, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -373,6 +375,15 @@ describe('builder', { concurrency: true }, () => {
     assert.equal(good.code, 0, good.stderr);
     assert.equal(JSON.parse(good.result!).docker_image, guardedExample.reference);
     assert.doesNotMatch(good.stdout + good.stderr, new RegExp(PASSWORD));
+
+    // The stager's -dockerRegistryCACert reaches the builder in the task's environment.
+    const fromStager = builderRunFor(
+      dockerStagingRequest({ docker_image: guardedExample.reference, docker_user: USER, docker_password: PASSWORD, docker_email: 'puller@example.com' }),
+      { ...config, dockerRegistryCACerts: guarded.caPem },
+    );
+    assert.equal(fromStager.env.CCBRIDGE_DOCKER_REGISTRY_CA_CERTS, guarded.caPem);
+    const viaEnvironment = await runBuilder(fromStager.args, [], fromStager.env);
+    assert.equal(viaEnvironment.code, 0, viaEnvironment.stderr);
 
     const bad = await runBuilder(withCredentials(WRONG_PASSWORD), ['-dockerRegistryCACert', guarded.caFile!]);
     assert.equal(bad.code, 1);

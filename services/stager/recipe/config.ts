@@ -31,6 +31,12 @@ export interface StagingRecipeConfig {
   dockerRegistryIPs?: readonly string[];
   /** Registries (`host:port`) the docker builder may reach without verified TLS. */
   insecureDockerRegistries: readonly string[];
+  /**
+   * PEM text of CAs the docker builder trusts for registries beside the stack's store; it
+   * reaches the builder in its environment (DOCKER_REGISTRY_CA_CERTS_VARIABLE), since a file on
+   * this host need not exist in the staging container.
+   */
+  dockerRegistryCACerts?: string;
   /** Passed to the buildpack builder as `-skipCertVerify`. */
   skipCertVerify: boolean;
   /** Whether staging containers are privileged. */

@@ -35,6 +35,9 @@ const OUTPUT_METADATA = '/tmp/docker-result/result.json';
 /** Caching pushes the image from a docker daemon inside the container, which needs root. */
 const CACHING_USER = 'root';
 
+/** The builder's environment variable holding the registry CAs of the deployment (PEM). */
+export const DOCKER_REGISTRY_CA_CERTS_VARIABLE = 'CCBRIDGE_DOCKER_REGISTRY_CA_CERTS';
+
 /** The staging environment variable with which a user asks for the image to be cached. */
 const CACHE_REQUEST_VARIABLE = 'DIEGO_DOCKER_CACHE';
 
@@ -91,7 +94,9 @@ export function buildDockerStagingTaskDefinition(
         run({
           path: BUILDER_PATH,
           args,
-          env: bbsEnvironment(request.environment),
+          env: config.dockerRegistryCACerts
+            ? [...bbsEnvironment(request.environment), { name: DOCKER_REGISTRY_CA_CERTS_VARIABLE, value: config.dockerRegistryCACerts }]
+            : bbsEnvironment(request.environment),
           nofile: nofileLimit(request.fileDescriptors),
           user: registry ? CACHING_USER : STAGING_USER,
         }),
