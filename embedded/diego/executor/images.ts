@@ -16,7 +16,7 @@
 // been unused for longer than a bound; blobs are bounded the same way.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chown, lstat, mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { chown, lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { Logger } from '../../../lib/log.js';
@@ -85,6 +85,8 @@ export class ImagePullError extends Error {
 }
 
 const UNPACKER = fileURLToPath(new URL('./unpack-layers.mjs', import.meta.url));
+let unpacker: Promise<string> | undefined;
+const unpackerSource = () => (unpacker ??= readFile(UNPACKER, 'utf8'));
 const DIGEST = /^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/;
 
 /** A digest as a file name: `sha256:abc` → `sha256-abc`; anything else is refused. */
@@ -159,10 +161,11 @@ export function createImageStore(options: ImageStoreOptions): ImageStore {
     try {
       const child = spawn(
         options.setpriv,
-        [`--reuid=${options.hostUid}`, `--regid=${options.hostGid}`, '--clear-groups', '--', process.execPath, UNPACKER],
+        // The source goes on the command line: the container user may not be able to read this checkout.
+        [`--reuid=${options.hostUid}`, `--regid=${options.hostGid}`, '--clear-groups', '--', process.execPath, '--input-type=module', '-e', await unpackerSource()],
         {
           cwd: building,
-          env: { CCBRIDGE_LAYER_COUNT: String(files.length), PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+          env: { CCBRIDGE_UNPACK_LAYERS: '1', CCBRIDGE_LAYER_COUNT: String(files.length), PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
           stdio: ['ignore', 'ignore', 'pipe', ...files.map((file) => file.fd)],
         },
       );

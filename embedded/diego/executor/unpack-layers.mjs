@@ -1,12 +1,14 @@
 // Unpacks image layers into a root filesystem: the program the cell runs, as its unprivileged
 // container user, to turn an image's layers into the directory a sandbox uses as its root.
 //
-//   node unpack-layers.mjs            (working directory: the root being built; layers on fds 3, 4, ...)
+//   CCBRIDGE_UNPACK_LAYERS=1 CCBRIDGE_LAYER_COUNT=<n> node unpack-layers.mjs
+//       (working directory: the root being built; layers on fds 3, 4, ...)
 //
 // The parent opens each layer blob (the cache is root-only) and hands them over as file
-// descriptors in order, lowest layer first, and starts this program in the root directory, so
-// nothing here needs a path the container user may not walk. Layers are tar archives, gzipped
-// or not (the gzip magic decides).
+// descriptors in order, lowest layer first, starts this program in the root directory and gives
+// it its source with `node -e`, so nothing here needs a path the container user may not walk
+// (the cell's data directory, or a checkout under /root). Layers are tar archives, gzipped or
+// not (the gzip magic decides).
 //
 // Layer semantics (the OCI image layer specification, as Docker wrote it):
 //   - `<dir>/.wh.<name>` deletes <name> as the lower layers left it;
@@ -25,7 +27,6 @@
 //
 // Exit status 0 on success; otherwise one line on stderr says what went wrong.
 import { closeSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, chmodSync, writeSync, lutimesSync, utimesSync, createReadStream, constants } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { createGunzip } from 'node:zlib';
 
 const BLOCK = 512;
@@ -408,7 +409,7 @@ async function main() {
   finishRoot();
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.env.CCBRIDGE_UNPACK_LAYERS === '1') {
   main().then(
     () => process.exit(0),
     (error) => {
