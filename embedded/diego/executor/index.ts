@@ -199,6 +199,16 @@ export function createExecutor(options: ExecutorOptions): Executor {
     metricsIntervalMs: options.metricsIntervalMs ?? 15_000,
   });
 
+  // Roots are pruned whenever a container lets one go; this catches roots that went idle since.
+  const imageMaxIdleMs = options.imageMaxIdleMs ?? 24 * 3_600_000;
+  const pruneTimer =
+    images &&
+    setInterval(
+      () => void images.prune().catch((error: unknown) => logger.error({ err: { message: (error as Error).message } }, 'failed-to-prune-images')),
+      Math.max(Math.min(imageMaxIdleMs, 3_600_000), 1_000),
+    );
+  pruneTimer?.unref();
+
   const runningTasks = new Set<{ cancel: AbortController; done: Promise<unknown> }>();
   const instances = new Set<LrpInstance>();
   let closed = false;
@@ -231,6 +241,7 @@ export function createExecutor(options: ExecutorOptions): Executor {
     images,
     async close() {
       closed = true;
+      if (pruneTimer) clearInterval(pruneTimer);
       for (const { cancel } of runningTasks) cancel.abort(new Error('executor closing'));
       await Promise.all([...[...runningTasks].map(({ done }) => done), ...[...instances].map((instance) => instance.stop())]);
       await Promise.all([...live].map((container) => container.destroy()));
