@@ -81,14 +81,27 @@ async function runningInstance(): Promise<ActualLRP | undefined> {
   return lrp?.state === ActualLrpState.RUNNING ? lrp : undefined;
 }
 
-/** Host pids of the instance's dropbear (the server, not a session's child). */
-function dropbearPids(): number[] {
+const commOf = (pid: number | string): string => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+};
+
+/** Host pids of the instance's dropbear server: dropbears whose parent is not one (that is a session). */
+function dropbearServers(): number[] {
   return processTree(process.pid).filter((pid) => {
+    if (commOf(pid) !== 'dropbear') return false;
+    let stat = '';
     try {
-      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'dropbear';
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     } catch {
       return false;
     }
+    // After the command name in parentheses: state, then the parent's pid.
+    const parent = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? '';
+    return commOf(parent) !== 'dropbear';
   });
 }
 
@@ -224,11 +237,14 @@ test('the system ssh logs into an instance that allows SSH with the recipe key; 
   assert.equal(impostor.code, 255, 'a host key other than the route\'s is not trusted');
   assert.match(impostor.stderr, /HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
 
-  // The SSH server dies: diego-sshd starts it again, and the app instance is never touched.
-  const [dropbear] = dropbearPids();
+  // The SSH server dies, with a session open: diego-sshd starts it again at once (the session
+  // lives on), and the app instance is never touched.
+  const session = spawn('ssh', [...common, '-i', keyFile, 'vcap@127.0.0.1', 'echo open; sleep 120'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  await waitFor('an open session', () => new Promise<boolean>((resolve) => session.stdout.once('data', () => resolve(true))));
+  const [dropbear] = dropbearServers();
   assert.ok(dropbear, 'dropbear runs on the cell');
   process.kill(dropbear, 'SIGKILL');
-  await waitFor('a new dropbear', () => dropbearPids().some((pid) => pid !== dropbear));
+  await waitFor('a new dropbear', () => dropbearServers().some((pid) => pid !== dropbear));
   const again = await waitFor('a session after the restart', async () => {
     const result = await ssh([...common, '-i', keyFile, 'vcap@127.0.0.1', 'echo again']);
     return result.code === 0 ? result : undefined;
@@ -238,6 +254,7 @@ test('the system ssh logs into an instance that allows SSH with the recipe key; 
   assert.ok(after, 'the instance is still RUNNING');
   assert.equal(after.actualLrpInstanceKey?.instanceGuid, running.actualLrpInstanceKey?.instanceGuid, 'the same instance');
   assert.equal(after.crashCount, 0);
+  session.kill();
 
   // Neither private key appears in what the Diego and cell logged, nor in the app's log stream.
   const response = await fetch(`${diego.url}/api/v1/read/${LOG_GUID}?envelope_types=LOG&limit=1000`);
