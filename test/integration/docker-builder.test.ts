@@ -4,13 +4,14 @@
 // in front of the open one (the registry's own token auth needs a JWT issuer). Images are the
 // busybox example and variants of it, pushed over the registry API.
 //
-// The builder runs as a process from the packed docker_app_lifecycle.tgz with the arguments of
-// the Stager's real docker staging task, and its result goes through the Stager's completion
-// translation to the body CC receives.
+// The builder runs as a process from docker_app_lifecycle.tgz as a staging task gets it (packed
+// as the all-in-one packs it, downloaded from the file server at the Stager's download URL),
+// with the arguments of the Stager's real docker staging task, and its result goes through the
+// Stager's completion translation to the body CC receives.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,7 +26,11 @@ import {
   type RegistryClient,
   type RegistryClientOptions,
 } from '../../lifecycles/docker/lib/registry.mjs';
+import { packBuiltInLifecycles } from '../../cmd/commands/file-server.js';
+import { lifecycleFlags } from '../../cmd/commands/flags.js';
+import { silentLogger } from '../../lib/log.js';
 import { DOCKER_LIFECYCLE_ARCHIVE, packageDockerLifecycle } from '../../lifecycles/package.mjs';
+import { startFileServer, type FileServer } from '../../services/fileserver/index.js';
 import {
   buildStagingTask,
   DEFAULT_STAGING_TIMEOUT_MS,
@@ -56,6 +61,7 @@ let tokenService: TokenService;
 let example: PushedImage;
 let guardedExample: PushedImage;
 let lifecycleDir: string;
+let fileServer: FileServer;
 const clients: RegistryClient[] = [];
 
 function client(options: RegistryClientOptions = {}): RegistryClient {
@@ -82,15 +88,29 @@ before(async () => {
   [example, guardedExample] = await Promise.all([pushImage(open, 'ccbridge/busybox', 'latest', image), pushImage(guarded, 'team/busybox', '1.0', image)]);
   tokenService = await startTokenService(open, { username: USER, password: PASSWORD });
 
-  const packed = packageDockerLifecycle(join(work, 'static'));
+  // The lifecycle as a staging task gets it: packed as the all-in-one packs it, served by the
+  // file server, downloaded from the URL of the Stager's download action under the default
+  // -lifecycle values, unpacked.
+  const staticDirectory = join(work, 'static');
+  packBuiltInLifecycles(staticDirectory);
+  fileServer = await startFileServer({ staticDirectory, host: '127.0.0.1', port: 0, logger: silentLogger() });
+  const config = { ...stagerConfig([]), fileServerURL: fileServer.url, lifecycles: parseLifecycles(lifecycleFlags.lifecycle.default) };
+  const task = buildStagingTask('staging-guid', dockerStagingRequest({ docker_image: 'busybox' }), config);
+  const download = task.taskDefinition.action!.timeoutAction!.action!.serialAction!.actions[0]!.emitProgressAction!.action!.downloadAction!;
+  assert.equal(download.to, '/tmp/docker_app_lifecycle');
+  const response = await fetch(download.from);
+  assert.equal(response.status, 200, `GET ${download.from}`);
+  const archive = join(work, DOCKER_LIFECYCLE_ARCHIVE);
+  writeFileSync(archive, Buffer.from(await response.arrayBuffer()));
   lifecycleDir = join(work, 'docker_app_lifecycle');
   mkdirSync(lifecycleDir);
-  const untar = spawnSync('tar', ['-xzf', packed.path, '-C', lifecycleDir], { encoding: 'utf8' });
+  const untar = spawnSync('tar', ['-xzf', archive, '-C', lifecycleDir], { encoding: 'utf8' });
   assert.equal(untar.status, 0, untar.stderr);
 });
 
 after(async () => {
   for (const created of clients) created.close();
+  await fileServer?.close();
   await tokenService?.close();
   await Promise.all([open?.stop(), guarded?.stop()]);
   rmSync(work, { recursive: true, force: true });
@@ -339,7 +359,8 @@ describe('builder', { concurrency: true }, () => {
 
   test('stages the example image from an insecure registry: the result JSON and what CC receives', async () => {
     const config = stagerConfig([open.address]);
-    const run = await runBuilder(builderArgsFor(dockerStagingRequest({ docker_image: example.reference }), config));
+    // A repeated -insecureDockerRegistries adds to the list (the stager's value comes first).
+    const run = await runBuilder(builderArgsFor(dockerStagingRequest({ docker_image: example.reference }), config), ['-insecureDockerRegistries', 'registry.invalid:5000']);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /Fetching image metadata of 127\.0\.0\.1:\d+\/ccbridge\/busybox:latest/);
     assert.ok(run.result !== undefined);
