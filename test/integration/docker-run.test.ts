@@ -2,7 +2,8 @@
 // opaque directories, no escape from the root), cached by digest and shared; the docker
 // launcher and healthcheck running inside a busybox image from the host runtime the cell binds
 // there; and docker LRPs desired on the embedded Diego, pulled from Debian's docker-registry on
-// 127.0.0.1 (open, and behind htpasswd with right and wrong credentials). Intervals are
+// 127.0.0.1 (open, over TLS with a throwaway CA given to the cell, and behind htpasswd with
+// right and wrong credentials). Intervals are
 // milliseconds; every server is on loopback.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -340,6 +341,7 @@ describe('docker LRPs on the embedded Diego from a real registry', () => {
   const PASSWORD = `s3cret-${token}`;
   let open: TestRegistry;
   let guarded: TestRegistry;
+  let secure: TestRegistry;
   let diego: EmbeddedDiego;
   let bbs: BbsClient;
   let cell: EmbeddedCell;
@@ -353,7 +355,7 @@ describe('docker LRPs on the embedded Diego from a real registry', () => {
   };
 
   before(async () => {
-    [open, guarded] = await Promise.all([startRegistry(), startRegistry({ auth: { username: 'puller', password: PASSWORD } })]);
+    [open, guarded, secure] = await Promise.all([startRegistry(), startRegistry({ auth: { username: 'puller', password: PASSWORD } }), startRegistry({ tls: true })]);
     diego = await startEmbeddedDiego({
       dataDir: join(root, 'diego'),
       logger,
@@ -369,7 +371,7 @@ describe('docker LRPs on the embedded Diego from a real registry', () => {
       capacity: { memoryMb: 4096, diskMb: 16_384, containers: 16 },
       hostServicePorts: [fileServerPort],
       executorOptions: {
-        imageRegistry: createImageRegistry({ insecureRegistries: [open.address, guarded.address] }),
+        imageRegistry: createImageRegistry({ insecureRegistries: [open.address, guarded.address], caFile: secure.caFile }),
         stopGraceMs: 1_000,
         killWaitMs: 2_000,
         monitorStartIntervalMs: 50,
@@ -382,7 +384,7 @@ describe('docker LRPs on the embedded Diego from a real registry', () => {
     await cell?.close({ evacuate: false });
     bbs?.close();
     await diego?.close(100);
-    await Promise.all([open?.stop(), guarded?.stop()]);
+    await Promise.all([open?.stop(), guarded?.stop(), secure?.stop()]);
   });
 
   const ordinary = async (processGuid: string): Promise<ActualLRP | undefined> =>
@@ -404,6 +406,12 @@ describe('docker LRPs on the embedded Diego from a real registry', () => {
     const reference = await pushExampleImage(open);
     await bbs.desireLrp(dockerLrp(`${token}-open`, rootFsOf(reference)));
     await answersOverHttp(`${token}-open`);
+  });
+
+  test('an image from a registry whose certificate the cell\'s CA signed runs', async () => {
+    const reference = await pushExampleImage(secure);
+    await bbs.desireLrp(dockerLrp(`${token}-tls`, rootFsOf(reference)));
+    await answersOverHttp(`${token}-tls`);
   });
 
   test('an image behind basic auth runs with the LRP\'s credentials', async () => {
