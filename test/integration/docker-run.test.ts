@@ -3,8 +3,7 @@
 // launcher and healthcheck running inside a busybox image from the host runtime the cell binds
 // there; and docker LRPs desired on the embedded Diego, pulled from Debian's docker-registry on
 // 127.0.0.1 (open, over TLS with a throwaway CA given to the cell, and behind htpasswd with
-// right and wrong credentials). Intervals are
-// milliseconds; every server is on loopback.
+// right and wrong credentials). Intervals are milliseconds; every server is on loopback.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
