@@ -88,9 +88,11 @@ async function launch(
   };
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
+  let spawnError: Error | undefined;
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => resolve(code));
     child.once('error', (err) => {
+      spawnError = err;
       collect(Buffer.from(`\n${err.message}`));
       resolve(-1);
     });
@@ -115,6 +117,7 @@ async function launch(
 
   const deadline = Date.now() + (options.startTimeoutMs ?? 20_000);
   for (;;) {
+    if (spawnError) throw new Error(`cannot start ${REGISTRY_BINARY} (Debian package docker-registry, see scripts/prerequisites.mjs): ${spawnError.message}`);
     if (child.exitCode !== null || child.signalCode !== null) {
       await exited;
       if (/address already in use/i.test(output)) return 'port-taken';
