@@ -77,7 +77,7 @@ export interface ImageStore {
   /** Removes unused roots and blobs beyond the bounds; runs after every release and pull. */
   prune(): Promise<void>;
   /** What the store holds (for tests and metrics). */
-  stats(): { roots: number; blobsFetched: number; pulls: number };
+  stats(): { rootsInUse: number; blobsFetched: number; pulls: number };
 }
 
 export class ImagePullError extends Error {
@@ -252,6 +252,8 @@ export function createImageStore(options: ImageStoreOptions): ImageStore {
         const digest = root.name.replace('-', ':');
         if (root.name.startsWith('.tmp-') || users.has(digest) || unpacks.has(digest)) continue;
         if (total <= options.maxBytes && now - root.usedAtMs <= options.maxIdleMs) continue;
+        // A pull in flight may have just found this root and be about to use it.
+        if (pulls.size > 0) return;
         log.info({ digest, bytes: root.bytes }, 'removing-image-root');
         await rm(join(rootsDir, root.name), { recursive: true, force: true });
         rootBytes.delete(root.name);
@@ -269,7 +271,7 @@ export function createImageStore(options: ImageStoreOptions): ImageStore {
       }
     },
 
-    stats: () => ({ roots: users.size, blobsFetched, pulls: pullCount }),
+    stats: () => ({ rootsInUse: users.size, blobsFetched, pulls: pullCount }),
   };
   return store;
 }
