@@ -242,7 +242,8 @@ export async function applyLayer(tarStream) {
       continue;
     }
     const attributes = { ...globalPax, ...pax };
-    const prefix = header[257] === 0x75 /* "u" of ustar */ ? cString(header.subarray(345, 500)) : '';
+    // Only POSIX ustar has a name prefix there; GNU tar's "ustar  " keeps other fields in those bytes.
+    const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\0' ? cString(header.subarray(345, 500)) : '';
     const shortName = cString(header.subarray(0, 100));
     const name = attributes.path ?? longName ?? (prefix !== '' ? `${prefix}/${shortName}` : shortName);
     const linkName = attributes.linkpath ?? longLink ?? cString(header.subarray(157, 257));
