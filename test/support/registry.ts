@@ -527,10 +527,11 @@ export async function pushExampleImage(
 }
 
 /**
- * Flags the all-in-one daemon (or the stager) needs to pull from this registry: plain http
- * registries must be listed as insecure; a TLS registry's CA is passed to the docker builder.
+ * Flags the all-in-one daemon needs to stage and run images from this registry: a plain http
+ * registry is listed as insecure (which also forwards its loopback port into containers); a TLS
+ * registry's CA goes to the docker builder and the cell, and its port is forwarded explicitly.
  */
 export function daemonFlagsFor(registry: TestRegistry): string[] {
   if (!registry.tls) return [`-insecureDockerRegistry=${registry.address}`];
-  return registry.caFile ? [`-dockerRegistryCACert=${registry.caFile}`] : [];
+  return [...(registry.caFile ? [`-dockerRegistryCACert=${registry.caFile}`] : []), `-cellHostServicePorts=${registry.port}`];
 }
