@@ -11,14 +11,15 @@
 // bounded wait stops what is left. On one machine there is no other cell to take over, so the
 // bound is what ends the wait.
 import type { ClientTls } from '../../../lib/tls-fetch.js';
-import type { ActualLRPInstanceKey, ActualLRPKey, ActualLRPNetInfo } from '../../../gen/diego/bbs/v1/actual_lrp.js';
+import { ActualLRP_Presence, type ActualLRPInstanceKey, type ActualLRPKey, type ActualLRPNetInfo } from '../../../gen/diego/bbs/v1/actual_lrp.js';
 import type { CellPresence } from '../../../gen/diego/bbs/v1/cells.js';
 import type { DesiredLRP } from '../../../gen/diego/bbs/v1/desired_lrp.js';
-import type { Task } from '../../../gen/diego/bbs/v1/task.js';
+import { Task_State, type Task } from '../../../gen/diego/bbs/v1/task.js';
 import type { Logger } from '../../../lib/log.js';
 import type { RunningInstanceDetails } from '../actual-lrp-lifecycle.js';
 import { createCellClient, type CellClient } from '../cell-client.js';
 import { evacuateCell, type HeldInstance } from '../cell-evacuation.js';
+import { CELL_DISAPPEARED_REASON } from '../convergence.js';
 import { DiegoError } from '../errors.js';
 import {
   createExecutor as createRealExecutor,
@@ -45,6 +46,10 @@ import {
 } from './presence.js';
 
 /** The parts of the embedded Diego a cell uses. */
+
+/** Why an instance that a cell's earlier run held, and that died with it, is reported crashed. */
+export const INSTANCE_LOST_REASON = 'container lost: its cell stopped without draining it';
+
 export interface CellDiego {
   /** The BBS base URL; the cell reports over its cell-side routes. */
   url: string;
@@ -503,6 +508,51 @@ export async function startEmbeddedCell(options: EmbeddedCellOptions): Promise<E
       await held.done;
     },
   };
+
+  // ---------------------------------------------------------------- an earlier run's work
+
+  /**
+   * What the BBS still holds for this cell id from an earlier run that ended without draining
+   * (the process killed, the machine down): none of it runs here now, its containers died with
+   * that run. As a rep does for work it has no container for, each running task fails, with the
+   * reason the BBS gives work of a vanished cell, so its completion callback tells CC; each
+   * instance is reported crashed (its process did die), so it is placed again at once and the
+   * crash reaches CC; an evacuating record is removed. Done before the cell registers, so
+   * nothing new is placed on it meanwhile.
+   */
+  async function failWorkOfEarlierRun(): Promise<void> {
+    let leftTasks: Task[];
+    let leftInstances: Awaited<ReturnType<CellClient['actualLrpsOnCell']>>;
+    try {
+      [leftTasks, leftInstances] = await Promise.all([report(() => client.tasksOnCell(cellId)), report(() => client.actualLrpsOnCell(cellId))]);
+    } catch (err) {
+      logger.error({ err }, 'failed-to-list-work-of-an-earlier-run');
+      return;
+    }
+    for (const task of leftTasks) {
+      if (task.state !== Task_State.STATE_RUNNING) continue;
+      try {
+        await report(() => client.completeTask(task.taskGuid, cellId, true, CELL_DISAPPEARED_REASON, ''));
+        logger.info({ task_guid: task.taskGuid }, 'failed-task-of-an-earlier-run');
+      } catch (err) {
+        logger.warn({ err, task_guid: task.taskGuid }, 'failed-to-fail-task-of-an-earlier-run');
+      }
+    }
+    for (const lrp of leftInstances) {
+      const key = lrp.actualLrpKey;
+      const instanceKey = lrp.actualLrpInstanceKey;
+      if (key === undefined || instanceKey === undefined) continue;
+      try {
+        if (lrp.presence === ActualLRP_Presence.PRESENCE_EVACUATING) await report(() => client.removeEvacuating(key, instanceKey));
+        else if (lrp.state === 'CLAIMED' || lrp.state === 'RUNNING') await report(() => client.crash(key, instanceKey, INSTANCE_LOST_REASON));
+        else continue;
+        logger.info({ process_guid: key.processGuid, index: key.index, instance_guid: instanceKey.instanceGuid }, 'cleared-instance-of-an-earlier-run');
+      } catch (err) {
+        logger.warn({ err, process_guid: key.processGuid, index: key.index }, 'failed-to-clear-instance-of-an-earlier-run');
+      }
+    }
+  }
+  await failWorkOfEarlierRun();
 
   const registration = diego.registerCell({
     presence,
