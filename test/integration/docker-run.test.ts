@@ -138,6 +138,21 @@ describe('image roots', () => {
     }
   });
 
+  test('long names arrive whole from POSIX pax, ustar-prefix and GNU archives', async () => {
+    const source = join(root, 'long-names');
+    const deep = ['a'.repeat(60), 'b'.repeat(60), 'c'.repeat(60)].join('/');
+    mkdirSync(join(source, deep), { recursive: true });
+    writeFileSync(join(source, deep, 'file.txt'), 'deep\n');
+    const layers = (['posix', 'ustar', 'gnu'] as const).map((format) => execFileSync('tar', [`--format=${format}`, '-cf', '-', '-C', source, '.']));
+    const images = Object.fromEntries(layers.map((layer, index) => [`docker://example/long#${index}`, [layer]]));
+    const store = storeWith(memoryRegistry(images), join(root, 'store-long-names'));
+    for (const rootFs of Object.keys(images)) {
+      const image = await store.acquire(rootFs, undefined);
+      assert.equal(readFileSync(join(image.path, deep, 'file.txt'), 'utf8'), 'deep\n', rootFs);
+      image.release();
+    }
+  });
+
   test('no entry reaches outside the root: symlinks planted by a lower layer are not followed, `..` is refused, devices are skipped', async () => {
     const outside = join(root, `outside-${token}`);
     mkdirSync(outside, { recursive: true });
