@@ -23,7 +23,7 @@ import {
 } from 'nice-grpc';
 import { HealthDefinition, HealthServiceImpl, HealthState } from 'nice-grpc-server-health';
 import { ServerReflection, ServerReflectionService } from 'nice-grpc-server-reflection';
-import { createErrorMiddleware, translateError } from './errors.js';
+import { createErrorMiddleware, invalidArgument, translateError } from './errors.js';
 import type { Logger } from './log.js';
 
 /** The FileDescriptorSet that `npm run gen` writes next to the generated code. */
@@ -78,7 +78,7 @@ export async function startGrpcServer<const Definitions extends readonly CompatS
 
   let server: Server = createServer();
   for (const middleware of standardServerMiddleware(log)) server = server.use(middleware);
-  for (const service of services) server.add(service.definition, service.implementation);
+  for (const service of services) server.add(decodingFailuresAsCalls(service.definition), service.implementation);
 
   const health = HealthState();
   for (const name of serviceNames) health.setStatus('healthy', name);
@@ -157,7 +157,48 @@ function describedServiceNames(): Set<string> {
  * two steps through runUnaryCall.
  */
 export function standardServerMiddleware(log: Logger) {
-  return [createCallLoggingMiddleware(log), createErrorMiddleware(log)] as const;
+  return [createCallLoggingMiddleware(log), createErrorMiddleware(log), refuseUndecodableRequests] as const;
+}
+
+/** Stands in for a request message whose bytes did not decode. */
+const UNDECODABLE = Symbol('undecodable-request');
+
+interface DecodingMethod {
+  requestStream: boolean;
+  requestType: { decode(bytes: Uint8Array): unknown };
+}
+
+/**
+ * grpc-js answers a request that does not decode with a bare INTERNAL, as if the server had
+ * failed. With ts-proto definitions, the decoding failure reaches the call instead, so the call
+ * answers INVALID_ARGUMENT with an ErrorInfo like every other refused request.
+ */
+function decodingFailuresAsCalls<Definition extends CompatServiceDefinition>(definition: Definition): Definition {
+  if (!('fullName' in definition) || !('methods' in definition)) return definition;
+  const methods: Record<string, DecodingMethod> = {};
+  for (const [key, method] of Object.entries(definition.methods as Record<string, DecodingMethod>)) {
+    const decode = method.requestType.decode;
+    const requestType = Object.create(method.requestType) as DecodingMethod['requestType'];
+    requestType.decode = (bytes) => {
+      try {
+        return decode(bytes);
+      } catch {
+        return { [UNDECODABLE]: true };
+      }
+    };
+    methods[key] = { ...method, requestType };
+  }
+  return { ...definition, methods };
+}
+
+async function* refuseUndecodableRequests<Request, Response>(
+  call: ServerMiddlewareCall<Request, Response>,
+  context: CallContext,
+): AsyncGenerator<Response, Response | void, undefined> {
+  if (!call.method.requestStream && typeof call.request === 'object' && call.request !== null && UNDECODABLE in call.request) {
+    throw invalidArgument('MALFORMED_REQUEST', `the request is not a valid message for ${call.method.path}`);
+  }
+  return yield* call.next(call.request, context);
 }
 
 /** The code a call ended with, for its log line. */

@@ -6,7 +6,7 @@ import { defineCommand } from '../../lib/daemon.js';
 import { checkListenAddress, list, splitHostPort, string } from '../../lib/flags.js';
 import { commonFlags } from './common.js';
 import { readFileSync } from 'node:fs';
-import { ccFlags, lifecycleFlags, listenerTlsFlags, listenerTlsFrom } from './flags.js';
+import { bbsClientFrom, bbsFlags, ccFlags, lifecycleFlags, listenerTlsFlags, listenerTlsFrom } from './flags.js';
 
 const checkUrl = (value: string) => {
   try {
@@ -62,10 +62,13 @@ export default defineCommand({
     bridgeClientKey: string('client key (PEM file) for -bridgeClientCert'),
     bridgeUsername: string('basic auth user of the gateway (its -listenerUsername)'),
     bridgePassword: string('basic auth password of the gateway (its -listenerPassword)', '', { secret: true }),
+    ...bbsFlags,
+    bbsAddress: string('URL of the Diego BBS, read for SSH access only: each instance\'s SSH port and what `ccbridge ssh` needs (empty: no SSH access)', '', { check: checkUrl }),
   },
   async start(flags, log) {
     const { host, port } = splitHostPort(flags.ccListenAddress);
     const buildpacks = flags.buildpack.map(parseBuildpack).map((b) => ({ name: b.name, url: b.url ?? buildpackUrl(flags.fileServerURL, b.name) }));
+    const bbs = flags.bbsAddress ? bbsClientFrom(flags, flags.bbsAddress, log) : undefined;
     const cc = await startDevelopmentCloudController({
       dataDir: join(flags.dataDir, 'cloud-controller'),
       host,
@@ -83,8 +86,17 @@ export default defineCommand({
         username: flags.bridgeUsername,
         password: flags.bridgePassword,
       },
+      bbs,
+    }).catch((error: unknown) => {
+      bbs?.close();
+      throw error;
     });
     process.stdout.write(`cloud controller (development)   ${cc.url}\n`);
-    return { stop: () => cc.close() };
+    return {
+      async stop() {
+        await cc.close();
+        bbs?.close();
+      },
+    };
   },
 });

@@ -9,6 +9,10 @@ import { ServerReflectionService } from 'nice-grpc-server-reflection';
 // google-protobuf modules only work through their default export under ESM.
 import reflectionMessages from 'nice-grpc-server-reflection/lib/proto/grpc/reflection/v1/reflection_pb.js';
 import { LocketDefinition, type LocketServiceImplementation } from '../../gen/locket/locket.js';
+import { credentials, Client as GrpcJsClient, Metadata as GrpcMetadata, type ServiceError } from '@grpc/grpc-js';
+import { ErrorInfo } from '../../gen/google/rpc/error_details.js';
+import { Status as RpcStatus } from '../../gen/google/rpc/status.js';
+import { STATUS_DETAILS_KEY } from '../../lib/errors.js';
 import { createGrpcClient, startGrpcServer, type RunningGrpcServer } from '../../lib/grpc.js';
 import { createLogger } from '../../lib/log.js';
 
@@ -98,6 +102,27 @@ describe('startGrpcServer', () => {
     const files = described.getFileDescriptorResponse()?.getFileDescriptorProtoList_asU8() ?? [];
     const fileNames = files.map((bytes) => fromBinary(FileDescriptorProtoSchema, bytes).name);
     assert.ok(fileNames.includes('locket/locket.proto'), `files: ${fileNames.join(', ')}`);
+  });
+
+  // Found by test/fuzz: grpc-js answered bytes that do not decode with a bare INTERNAL, as if
+  // the server had failed. The shortest such request: a length-delimited field cut short.
+  test('a request that does not decode is INVALID_ARGUMENT with an ErrorInfo, not INTERNAL', async () => {
+    const raw = new GrpcJsClient(running.address, credentials.createInsecure());
+    try {
+      const error = await new Promise<ServiceError | null>((resolve) => {
+        const identity = (b: Buffer) => b;
+        raw.makeUnaryRequest('/models.Locket/Release', identity, identity, Buffer.from([0x0a, 0x05, 0x61]), new GrpcMetadata(), {}, resolve);
+      });
+      assert.ok(error, 'the call should fail');
+      assert.equal(error.code, Status.INVALID_ARGUMENT);
+      const details = RpcStatus.decode(error.metadata.get(STATUS_DETAILS_KEY)[0] as Buffer);
+      const info = ErrorInfo.decode(details.details.find((d) => d.typeUrl.endsWith('/google.rpc.ErrorInfo'))!.value);
+      assert.equal(info.reason, 'MALFORMED_REQUEST');
+      // And the server still serves well-formed calls.
+      assert.deepEqual(await createGrpcClient(LocketDefinition, channel).release({ resource: { key: 'k', owner: 'o' } }), {});
+    } finally {
+      raw.close();
+    }
   });
 
   test('logs one grpc-call line per RPC with method, code and duration, never the request', async () => {
