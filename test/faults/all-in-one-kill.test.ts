@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { INSTANCE_LOST_REASON } from '../../embedded/diego/cell/cell.js';
 import { ActualLRP } from '../../gen/diego/bbs/v1/actual_lrp.js';
 import { openOutbox } from '../../services/tps/watcher/outbox.js';
 import { crashReportsForListing } from '../../services/tps/watcher/reports.js';
@@ -140,7 +141,11 @@ test('SIGKILL mid-work, restart on the same data and ports: apps back, outbox de
     (await events('hello')).some((e) => e.type === 'app.crash' && (e as { metadata?: { exit_description?: string } }).metadata?.exit_description === 'queued before the kill'),
   );
   // The instance killed with the daemon is reported as a crash.
-  await waitFor('the crash of the killed instance reported', async () => (await events('hello')).some((e) => e.type === 'app.crash'), 120_000);
+  await waitFor(
+    'the crash of the killed instance reported',
+    async () => (await events('hello')).some((e) => e.type === 'app.crash' && (e as { metadata?: { exit_description?: string } }).metadata?.exit_description === INSTANCE_LOST_REASON),
+    120_000,
+  );
 
   assert.equal(await stopDaemon(daemon), 0, daemon.output());
   assert.deepEqual(processesMentioning(dataDir), [], 'nothing of the daemon is left running');
