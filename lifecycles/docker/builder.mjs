@@ -9,7 +9,7 @@
 //
 // The first three keys are the 2015 builder's; the last three are the later builder's, for
 // today's Cloud Controller. Flags are the 2015 builder's, plus -dockerRegistryCACert for a
-// registry whose certificate the system store does not know; the stager passes its
+// registry whose certificate node's default CA store does not know; the stager passes its
 // deployment's registry CAs as PEM text in CCBRIDGE_DOCKER_REGISTRY_CA_CERTS, and
 // NODE_EXTRA_CA_CERTS works too.
 //
@@ -31,7 +31,7 @@ const FLAGS = {
   dockerRef: { type: 'string', default: '', usage: 'docker image reference in standard docker string format' },
   dockerImageURL: { type: 'string', default: '', usage: 'docker image URL (docker://<index>/<repository>#<tag>)' },
   insecureDockerRegistries: { type: 'string', default: '', usage: 'insecure docker registry addresses (host:port), comma-separated; may be repeated' },
-  dockerRegistryCACert: { type: 'string', default: '', usage: 'PEM file of CAs to trust for docker registries, beside the system store' },
+  dockerRegistryCACert: { type: 'string', default: '', usage: 'PEM file of CAs to trust for docker registries, beside the default CA store of node' },
   dockerDaemonExecutablePath: { type: 'string', default: '/tmp/docker_app_lifecycle/docker', usage: 'accepted for compatibility; no docker daemon is used' },
   cacheDockerImage: { type: 'bool', default: false, usage: 'copy the image into the private docker registry' },
   dockerRegistryIPs: { type: 'string', default: '', usage: 'private docker registry IPs, comma-separated' },

@@ -120,7 +120,7 @@ export interface ResolvedImage {
 }
 
 export interface RegistryClientOptions {
-  /** A PEM file of CAs trusted in addition to the system store (and NODE_EXTRA_CA_CERTS). */
+  /** A PEM file of CAs trusted in addition to node's default store (and NODE_EXTRA_CA_CERTS). */
   caFile?: string;
   /** PEM text of extra CAs, as caFile. */
   ca?: string | Buffer | Array<string | Buffer>;

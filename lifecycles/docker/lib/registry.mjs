@@ -12,7 +12,7 @@
 //   - layer blobs streamed to files (or read as streams), their sha256 checked on the way;
 //   - authentication: anonymous, Basic, and the Bearer token flow of WWW-Authenticate challenges
 //     (the token endpoint is asked with the credentials when there are any);
-//   - TLS verified against the system store plus an optional CA file; plain http only for the
+//   - TLS verified against node's default CA store plus optional CAs; plain http only for the
 //     registries named insecure (the original builder's -insecureDockerRegistries);
 //   - a timeout on every request (connecting, waiting, and between chunks of a body).
 //
@@ -201,7 +201,7 @@ function toReference(ref) {
  * @param {any} config the image config blob, parsed
  */
 export function imageMetadataOf(config) {
-  const inner = (config && typeof config === 'object' && config.config && typeof config.config === 'object' ? config.config : {}) ?? {};
+  const inner = config && typeof config === 'object' && config.config && typeof config.config === 'object' ? config.config : {};
   const strings = (value) => (Array.isArray(value) ? value.filter((item) => typeof item === 'string') : []);
   const exposedPorts = [];
   for (const key of Object.keys(inner.ExposedPorts ?? {})) {
@@ -249,11 +249,17 @@ export function createRegistryClient(options = {}) {
   );
   const userAgent = options.userAgent ?? 'ccbridge-docker-lifecycle';
 
-  // Extra CAs are added to the system store (and to NODE_EXTRA_CA_CERTS, which node adds to its
-  // default store only when no `ca` is given), so public registries keep working beside a
+  // Extra CAs are added to node's default store (and to NODE_EXTRA_CA_CERTS, which node adds
+  // to that store only when no `ca` is given), so public registries keep working beside a
   // private one.
   const extraCas = [];
-  if (options.caFile) extraCas.push(readFileSync(options.caFile, 'utf8'));
+  if (options.caFile) {
+    try {
+      extraCas.push(readFileSync(options.caFile, 'utf8'));
+    } catch (err) {
+      throw new RegistryError('IO', `cannot read the registry CA file ${options.caFile}: ${/** @type {Error} */ (err).message}`, { cause: err });
+    }
+  }
   if (options.ca !== undefined) for (const ca of Array.isArray(options.ca) ? options.ca : [options.ca]) extraCas.push(String(ca));
   let ca;
   if (extraCas.length > 0) {
