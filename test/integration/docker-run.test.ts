@@ -416,10 +416,15 @@ describe('docker LRPs on the embedded Diego from a real registry', () => {
     await waitFor(`${processGuid} removed`, async () => (await bbs.actualLrps({ processGuid })).length === 0);
   }
 
-  test('an image from an open registry runs and answers on its host port', async () => {
+  test('an image from an open registry runs and answers on its host port; a second app of it starts from the cached root', async () => {
     const reference = await pushExampleImage(open);
+    const pulls = () => logText.split('\n').filter((line) => line.includes('"pulling-image"') && line.includes(rootFsOf(reference))).length;
     await bbs.desireLrp(dockerLrp(`${token}-open`, rootFsOf(reference)));
     await answersOverHttp(`${token}-open`);
+    assert.equal(pulls(), 1, 'the first start downloaded the image');
+    await bbs.desireLrp(dockerLrp(`${token}-open-again`, rootFsOf(reference)));
+    await answersOverHttp(`${token}-open-again`);
+    assert.equal(pulls(), 1, 'the second start did not download it again');
   });
 
   test('an image from a registry whose certificate the cell\'s CA signed runs', async () => {
