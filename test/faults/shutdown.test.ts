@@ -17,7 +17,7 @@ import { desiredLrpFromDesireAppRequest } from '../../services/nsync/recipe/inde
 import { openOutbox } from '../../services/tps/watcher/outbox.js';
 import { createBbsClient } from '../../clients/bbs/index.js';
 import { startCcDouble, type CcDouble } from '../support/cc-double.js';
-import { startDaemon, type DaemonProcess } from '../support/daemon.js';
+import { startDaemon, stopDaemon, type Daemon } from '../support/daemons.js';
 import { eventually, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 
 const log = silentLogger();
@@ -26,13 +26,16 @@ let diego: EmbeddedDiego;
 let locket: EmbeddedLocket;
 let cc: CcDouble;
 let bbsProxy: FaultProxy;
-const daemons: DaemonProcess[] = [];
+const daemons: Daemon[] = [];
 
-function daemon(args: string[]): DaemonProcess {
-  const started = startDaemon([...args, '-logLevel=silent']);
+/** `ccbridge <args>`, once its output matches `ready`. */
+async function daemon(args: string[], ready: RegExp): Promise<Daemon> {
+  const started = await startDaemon(args[0]!, [...args, '-logLevel=silent'], ready);
   daemons.push(started);
   return started;
 }
+
+const running = (d: Daemon) => d.child.exitCode === null && d.child.signalCode === null;
 
 /** True when nothing accepts connections on the port any more. */
 function refused(port: number): Promise<boolean> {
@@ -55,8 +58,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const d of daemons) d.kill('SIGKILL');
-  await Promise.all(daemons.map((d) => d.exited()));
+  await Promise.all(daemons.filter(running).map((d) => stopDaemon(d, 'SIGKILL')));
   bbsProxy.resume();
   await bbsProxy.close();
   await cc.stop();
@@ -66,10 +68,12 @@ after(async () => {
 });
 
 describe('a service daemon on SIGTERM', () => {
-  async function tpsListener(graceMs: number): Promise<{ d: DaemonProcess; url: string }> {
-    const d = daemon(['tps-listener', `-bbsAddress=${bbsProxy.url}`, '-listenAddress=127.0.0.1:0', '-grpcListenAddress=127.0.0.1:0', `-shutdownGracePeriod=${graceMs}ms`, '-bbsCommunicationTimeout=60s']);
-    const [, url] = await d.waitForOutput(/tps +rest (http:\/\/[0-9.:]+)/);
-    return { d, url: url! };
+  async function tpsListener(graceMs: number): Promise<{ d: Daemon; url: string }> {
+    const d = await daemon(
+      ['tps-listener', `-bbsAddress=${bbsProxy.url}`, '-listenAddress=127.0.0.1:0', '-grpcListenAddress=127.0.0.1:0', `-shutdownGracePeriod=${graceMs}ms`, '-bbsCommunicationTimeout=60s'],
+      /tps +rest http/,
+    );
+    return { d, url: d.address('tps') };
   }
 
   test('finishes the request in flight, refuses new connections meanwhile, and exits 0', async () => {
@@ -79,19 +83,20 @@ describe('a service daemon on SIGTERM', () => {
 
     // The BBS holds its answer: the status request stays in flight.
     bbsProxy.pause();
+    let exit: Promise<number> | undefined;
     const inFlight = fetch(`${url}/v1/actual_lrps/slow-app`).then(async (r) => ({ status: r.status, body: await r.text() }));
     try {
       await eventually('the call to the BBS held', () => bbsProxy.held > 0);
-      d.kill('SIGTERM');
+      exit = stopDaemon(d);
       await eventually('new connections refused', () => refused(port));
-      assert.equal(d.child.exitCode, null, 'still running: a request is in flight');
+      assert.ok(running(d), 'still running: a request is in flight');
     } finally {
       bbsProxy.resume();
     }
     const answered = await inFlight;
     assert.equal(answered.status, 200, 'the request in flight completed');
     assert.equal(answered.body, '[]\n');
-    assert.equal(await d.exited(), 0);
+    assert.equal(await exit, 0);
   });
 
   test('the grace period bounds the wait: a request still in flight when it ends is cut, and the daemon exits', async () => {
@@ -104,8 +109,7 @@ describe('a service daemon on SIGTERM', () => {
         () => 'cut' as const,
       );
       await eventually('the call to the BBS held', () => bbsProxy.held > 0);
-      d.kill('SIGTERM');
-      assert.equal(await d.exited(), 0);
+      assert.equal(await stopDaemon(d), 0);
       const outcome = await inFlight;
       assert.ok(outcome === 'cut' || outcome >= 500, `the stuck request was cut (${outcome})`);
     } finally {
@@ -117,7 +121,8 @@ describe('a service daemon on SIGTERM', () => {
 describe('lock holders on SIGTERM', () => {
   test('the bulker releases its lock: the standby takes over at its next try, long before the TTL', async () => {
     const bulker = (name: string) =>
-      daemon([
+      daemon(
+        [
         'nsync-bulker',
         `-bbsAddress=${diego.url}`,
         `-ccBaseURL=${cc.url}`,
@@ -128,20 +133,19 @@ describe('lock holders on SIGTERM', () => {
         '-lockTTL=300s',
         '-lockRetryInterval=100ms',
         `-dataDir=${join(dataDir, name)}`,
-      ]);
+        ],
+        /nsync-bulker +active while/,
+      );
     const syncsBy = (name: string) =>
       cc.requests.filter((r) => r.path === '/internal/bulk/apps' && Buffer.from((r.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString().startsWith(`${name}:`)).length;
-    const first = bulker('bulker-one');
+    const first = await bulker('bulker-one');
     await eventually('the first bulker syncing', () => syncsBy('bulker-one') > 0, 60_000);
-    const second = bulker('bulker-two');
-    await second.waitForOutput(/nsync-bulker +active while/);
+    const second = await bulker('bulker-two');
     assert.equal(syncsBy('bulker-two'), 0, 'the standby waits');
 
-    first.kill('SIGTERM');
-    assert.equal(await first.exited(), 0);
+    assert.equal(await stopDaemon(first), 0);
     await eventually('the standby syncing', () => syncsBy('bulker-two') > 0, 60_000);
-    second.kill('SIGTERM');
-    assert.equal(await second.exited(), 0);
+    assert.equal(await stopDaemon(second), 0);
   });
 
   test('the watcher gives a report waiting out its backoff one last delivery, then releases its lock', async () => {
@@ -168,7 +172,8 @@ describe('lock holders on SIGTERM', () => {
 
     cc.statusFor.set('crashed', 503);
     const watcherDir = join(dataDir, 'watcher');
-    const watcher = daemon([
+    const watcher = await daemon(
+      [
       'tps-watcher',
       `-bbsAddress=${diego.url}`,
       `-ccBaseURL=${cc.url}`,
@@ -180,13 +185,14 @@ describe('lock holders on SIGTERM', () => {
       '-reportRetryMaxInterval=1h',
       '-shutdownGracePeriod=20s',
       `-dataDir=${watcherDir}`,
-    ]);
+      ],
+      /tps-watcher +active while/,
+    );
     const attempts = () => cc.received('/internal/apps/flushed-app/crashed');
     await eventually('a refused delivery', () => attempts().length > 0, 60_000);
     cc.statusFor.delete('crashed');
 
-    watcher.kill('SIGTERM');
-    assert.equal(await watcher.exited(), 0);
+    assert.equal(await stopDaemon(watcher), 0);
     assert.equal(attempts().length, 2, 'one more attempt on the way out');
     assert.ok(cc.seenEventIds.has(String(attempts()[1]!.headers['x-ccbridge-event-id'])), 'accepted by CC');
     const outbox = openOutbox(join(watcherDir, 'tps-watcher'));

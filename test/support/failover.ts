@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { connectToLocket } from '../../clients/locket/client.js';
-import { startDaemon, type DaemonProcess } from './daemon.js';
+import { startDaemon, stopDaemon, type Daemon } from './daemons.js';
 
 export interface FailoverOptions {
   command: 'nsync-bulker' | 'tps-watcher';
@@ -34,8 +34,9 @@ export interface FailoverMeasurement {
 
 export async function measureFailover(options: FailoverOptions): Promise<FailoverMeasurement> {
   const timeoutMs = options.timeoutMs ?? 60_000;
+  const ready = /active while it holds the Locket lock/;
   const start = (name: string) =>
-    startDaemon([
+    startDaemon(options.command, [
       options.command,
       `-bbsAddress=${options.bbsUrl}`,
       `-ccBaseURL=${options.ccUrl}`,
@@ -45,14 +46,16 @@ export async function measureFailover(options: FailoverOptions): Promise<Failove
       '-pollingInterval=1s',
       '-logLevel=silent',
       `-dataDir=${join(options.dataDir, name)}`,
-    ].filter((arg) => options.command === 'nsync-bulker' || !arg.startsWith('-pollingInterval')));
+    ].filter((arg) => options.command === 'nsync-bulker' || !arg.startsWith('-pollingInterval')), ready, timeoutMs);
   const connection = connectToLocket({ address: options.locketAddress, defaultDeadlineMs: 5_000 });
-  const daemons: DaemonProcess[] = [];
+  const daemons: Daemon[] = [];
+  const pid = (d: Daemon) => d.child.pid!;
   const ownerPid = async (): Promise<number | undefined> => {
     try {
       const { resource } = await connection.client.fetch({ key: options.key });
       const owner = resource?.owner ?? '';
-      return daemons.find((d) => owner.includes(`-${d.pid}-`))?.pid;
+      const found = daemons.find((d) => owner.includes(`-${pid(d)}-`));
+      return found && pid(found);
     } catch {
       return undefined;
     }
@@ -66,23 +69,21 @@ export async function measureFailover(options: FailoverOptions): Promise<Failove
     }
   };
   try {
-    daemons.push(start('a'));
-    await poll('the first daemon to take the lock', async () => (await ownerPid()) === daemons[0]!.pid);
-    daemons.push(start('b'));
-    await daemons[1]!.waitForOutput(/active while it holds the Locket lock/, timeoutMs);
-    const [holder, standby] = daemons as [DaemonProcess, DaemonProcess];
+    daemons.push(await start('a'));
+    await poll('the first daemon to take the lock', async () => (await ownerPid()) === pid(daemons[0]!));
+    daemons.push(await start('b'));
+    const [holder, standby] = daemons as [Daemon, Daemon];
     const killedAt = performance.now();
-    holder.kill(options.signal ?? 'SIGKILL');
+    holder.child.kill(options.signal ?? 'SIGKILL');
     let tookOverAt = 0;
     await poll('the standby to take the lock', async () => {
       const owner = await ownerPid();
       tookOverAt = performance.now();
-      return owner === standby.pid;
+      return owner === pid(standby);
     });
-    return { failoverMs: tookOverAt - killedAt, holderPid: holder.pid, standbyPid: standby.pid };
+    return { failoverMs: tookOverAt - killedAt, holderPid: pid(holder), standbyPid: pid(standby) };
   } finally {
-    for (const d of daemons) d.kill('SIGKILL');
-    await Promise.all(daemons.map((d) => d.exited()));
+    await Promise.all(daemons.filter((d) => d.child.exitCode === null && d.child.signalCode === null).map((d) => stopDaemon(d, 'SIGKILL')));
     connection.close();
   }
 }
