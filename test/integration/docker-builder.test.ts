@@ -208,9 +208,15 @@ describe('registry client', { concurrency: true }, () => {
     assert.match(none.message, /linux\/arm64\/v8, linux\/amd64/);
   });
 
-  test('TLS: refused without the CA, trusted with it (beside the system store)', async () => {
+  test('TLS: refused without the CA, trusted with it (beside the default store); named insecure, used without verification', async () => {
     const untrusted = await rejection(client({ username: USER, password: PASSWORD }).resolveImage(guardedExample.reference));
     assert.equal(untrusted.code, 'TLS');
+    // As docker treats insecure registries: https when they answer TLS (unverified), else http.
+    const insecure = client({ insecureRegistries: [guarded.address], username: USER, password: PASSWORD });
+    assert.equal((await insecure.resolveImage(guardedExample.reference)).manifestDigest, guardedExample.manifestDigest);
+    assert.equal(await insecure.registryURL(guarded.address), `https://${guarded.address}`);
+    const plain = client({ insecureRegistries: [open.address] });
+    assert.equal(await plain.registryURL(open.address), `http://${open.address}`);
     const image = await client({ caFile: guarded.caFile, username: USER, password: PASSWORD }).resolveImage(guardedExample.reference);
     assert.equal(image.manifestDigest, guardedExample.manifestDigest);
     const layer = await client({ caFile: guarded.caFile, username: USER, password: PASSWORD }).fetchBlob(

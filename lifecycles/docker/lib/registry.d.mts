@@ -124,7 +124,11 @@ export interface RegistryClientOptions {
   caFile?: string;
   /** PEM text of extra CAs, as caFile. */
   ca?: string | Buffer | Array<string | Buffer>;
-  /** Registries (`host:port`, or `host` for every port) spoken to over plain http; a comma-separated string is accepted. */
+  /**
+   * Registries (`host:port`, or `host` for every port) spoken to as docker speaks to insecure
+   * ones: https without verifying the certificate if they answer TLS, else plain http. A
+   * comma-separated string is accepted.
+   */
   insecureRegistries?: readonly string[] | string;
   username?: string;
   password?: string;
@@ -163,8 +167,8 @@ export interface RegistryClient {
   pushManifest(ref: string | ImageReference, reference: string, bytes: Buffer, mediaType: string): Promise<string>;
   /** Copies a resolved image that `source` can read into `target` (same manifest bytes, so the same digest). */
   copyImage(source: RegistryClient, image: ResolvedImage, target: string | ImageReference): Promise<{ reference: ImageReference; manifestDigest: string }>;
-  /** `http://host:port` for insecure registries, else `https://host:port`. */
-  registryURL(registry: string): string;
+  /** `https://host:port`, or for an insecure registry whichever of https and http it speaks (probed once). */
+  registryURL(registry: string): Promise<string>;
   /** Closes kept-alive connections. */
   close(): void;
 }

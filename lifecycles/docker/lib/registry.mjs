@@ -12,8 +12,9 @@
 //   - layer blobs streamed to files (or read as streams), their sha256 checked on the way;
 //   - authentication: anonymous, Basic, and the Bearer token flow of WWW-Authenticate challenges
 //     (the token endpoint is asked with the credentials when there are any);
-//   - TLS verified against node's default CA store plus optional CAs; plain http only for the
-//     registries named insecure (the original builder's -insecureDockerRegistries);
+//   - TLS verified against node's default CA store plus optional CAs; registries named insecure
+//     (the original builder's -insecureDockerRegistries) are spoken to as docker does: https
+//     without verifying the certificate when they answer TLS, else plain http;
 //   - a timeout on every request (connecting, waiting, and between chunks of a body).
 //
 // Errors are RegistryErrors with a `code` a caller can switch on; their messages name the
@@ -274,6 +275,9 @@ export function createRegistryClient(options = {}) {
     }
   }
   const httpsAgent = new https.Agent({ keepAlive: true, ca });
+  // For registries named insecure, as docker treats them: https without verifying the
+  // certificate, or plain http when the registry does not speak TLS.
+  const unverifiedHttpsAgent = new https.Agent({ keepAlive: true, rejectUnauthorized: false });
   const httpAgent = new http.Agent({ keepAlive: true });
 
   /** Per registry: how it asked to be authenticated (`basic`, or a bearer challenge). */
@@ -287,7 +291,31 @@ export function createRegistryClient(options = {}) {
     const colon = registry.lastIndexOf(':');
     return colon > 0 && !registry.endsWith(']') && insecure.has(registry.slice(0, colon));
   };
-  const baseURL = (registry) => `${isInsecure(registry) ? 'http' : 'https'}://${registry}`;
+  /** The scheme of each insecure registry, found by its first request. */
+  const insecureSchemes = new Map();
+
+  /** `https://<registry>`, or for an insecure registry whichever of https and http it speaks. */
+  async function baseURL(registry) {
+    if (!isInsecure(registry)) return `https://${registry}`;
+    let scheme = insecureSchemes.get(registry);
+    if (scheme === undefined) {
+      scheme = await probeScheme(registry);
+      insecureSchemes.set(registry, scheme);
+    }
+    return `${scheme}://${registry}`;
+  }
+
+  /** https when the registry answers TLS at all (any HTTP status), else http; a timeout is not a "no". */
+  async function probeScheme(registry) {
+    try {
+      const response = await exchange(`https://${registry}/v2/`, { what: `probing ${registry} for TLS` });
+      response.resume();
+      return 'https';
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'TIMEOUT') throw err;
+      return 'http';
+    }
+  }
 
   /** Never lets the password out in a message, whatever a server echoed. */
   const scrub = (text) => (password !== '' ? String(text).split(password).join('***') : String(text));
@@ -316,7 +344,7 @@ export function createRegistryClient(options = {}) {
         const request = transport.request(parsed, {
           method,
           headers: { 'User-Agent': userAgent, ...requestHeaders },
-          agent: parsed.protocol === 'http:' ? httpAgent : httpsAgent,
+          agent: parsed.protocol === 'http:' ? httpAgent : isInsecure(normalizeRegistryHost(parsed.host)) ? unverifiedHttpsAgent : httpsAgent,
           timeout: timeoutMs,
         });
         request.on('timeout', () => request.destroy(fail('TIMEOUT', `${what}: no answer from ${parsed.host} within ${timeoutMs} ms`)));
@@ -467,7 +495,7 @@ export function createRegistryClient(options = {}) {
    */
   async function registryCall(ref, { method = 'GET', path = '', url, headers: extraHeaders = {}, body, push = false, what, notFound, allow = [] }) {
     const scope = `repository:${ref.repository}:${push ? 'pull,push' : 'pull'}`;
-    const target = url ?? `${baseURL(ref.registry)}/v2/${ref.repository}/${path}`;
+    const target = url ?? `${await baseURL(ref.registry)}/v2/${ref.repository}/${path}`;
     const retryable = body === undefined || Buffer.isBuffer(body);
     for (let attempt = 0; ; attempt += 1) {
       const headers = { ...extraHeaders };
@@ -634,7 +662,7 @@ export function createRegistryClient(options = {}) {
     started.resume();
     const location = started.headers.location;
     if (typeof location !== 'string' || location === '') throw fail('PROTOCOL', `${what}: the registry gave no upload location`);
-    const uploadURL = new URL(location, `${baseURL(ref.registry)}/`);
+    const uploadURL = new URL(location, `${await baseURL(ref.registry)}/`);
     uploadURL.searchParams.set('digest', digest);
     const body = Buffer.isBuffer(content) ? content : await content();
     const length = Buffer.isBuffer(content) ? content.length : size;
@@ -750,11 +778,12 @@ export function createRegistryClient(options = {}) {
     pushBlob,
     pushManifest,
     copyImage,
-    /** The URL base this client uses for a registry (`http` only for insecure registries). */
+    /** The URL base this client uses for a registry (an insecure one is probed for TLS first). */
     registryURL: (registry) => baseURL(normalizeRegistryHost(registry)),
     close() {
       httpAgent.destroy();
       httpsAgent.destroy();
+      unverifiedHttpsAgent.destroy();
     },
   };
 }
