@@ -27,6 +27,10 @@ export const REDACTED_PATHS = [
   'req.headers.authorization',
   'ccPassword',
   '*.ccPassword',
+  'listenerPassword',
+  '*.listenerPassword',
+  'bridgePassword',
+  '*.bridgePassword',
   'routes',
   '*.routes',
 ];
@@ -38,7 +42,13 @@ export const REDACTED_PATHS = [
  */
 const SECRET_PATTERNS: [RegExp, string][] = [
   [/-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g, '[REDACTED PRIVATE KEY]'],
-  [/(-{1,2}(?:dockerPassword|docker-password|password|ccPassword)[= ]+)[^\s",]+/gi, '$1[REDACTED]'],
+  [/(-{1,2}(?:dockerPassword|docker-password|password|ccPassword|listenerPassword|bridgePassword)[= ]+)[^\s",]+/gi, '$1[REDACTED]'],
+  // The same arguments as separate elements of a JSON argument list: ["-dockerPassword","secret"].
+  [/("-{1,2}(?:dockerPassword|docker-password|password|ccPassword|listenerPassword|bridgePassword)",\s*")(?:[^"\\]|\\.)*"/gi, '$1[REDACTED]"'],
+  // Secret fields nested deeper than the field paths reach (inside err, a request, a task).
+  [/("(?:password|docker_password|dockerPassword|image_password|imagePassword|private_key|privateKey|authorization|ccPassword|listenerPassword|bridgePassword)":\s*")(?:[^"\\]|\\.)*"/gi, '$1[REDACTED]"'],
+  // Credentials in a header value quoted anywhere else.
+  [/\b(Basic|Bearer)\s+[A-Za-z0-9+/=._~-]{8,}/g, '$1 [REDACTED]'],
   [/(\/\/[^/\s:@"]+:)[^@/\s"]+@/g, '$1[REDACTED]@'],
 ];
 

@@ -32,3 +32,14 @@ test('private keys, password arguments and URL credentials are redacted by shape
   assert.match(out, /http:\/\/user:\[REDACTED\]@127\.0\.0\.1:9022/);
   for (const line of out.trim().split('\n')) JSON.parse(line);
 });
+
+test('listener and bridge passwords, argument lists, deeply nested fields and header values are redacted', async () => {
+  const { log, text } = capture();
+  log.info({ listenerPassword: 'planted-8', flags: { bridgePassword: 'planted-9' } }, 'flags');
+  log.info({ args: ['-dockerUser', 'u', '-dockerPassword', 'planted-10', '-dockerEmail', 'e'] }, 'builder-args');
+  log.info({ task: { definition: { action: { env: [{ name: 'X', value: 'y' }] }, docker_password: 'planted-11' } } }, 'deep');
+  log.error({ err: new Error(`rejected header Basic ${Buffer.from('user:planted-12').toString('base64')}`) }, 'failed');
+  await new Promise((resolve) => setImmediate(resolve));
+  const out = text();
+  for (const secret of ['planted-8', 'planted-9', 'planted-10', 'planted-11', Buffer.from('user:planted-12').toString('base64')]) assert.ok(!out.includes(secret), `${secret} leaked: ${out}`);
+});
