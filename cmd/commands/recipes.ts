@@ -16,7 +16,7 @@ export const stagerRecipeFlags = {
   stagingTaskCallbackURL: string('URL at which Diego reaches this stager\'s completion route (default: the REST listen address)'),
   dockerStagingStack: string('stack docker staging tasks run on', 'cflinuxfs4', { check: (v) => (v ? undefined : 'Invalid Docker staging stack') }),
   dockerRegistryAddress: string('host:port of a registry docker images are cached in (empty: no caching)'),
-  insecureDockerRegistry: string('comma-separated registries (host:port) reached over plain http: by the docker builder, and by the embedded cell when it pulls images (which forwards those on 127.0.0.1 into containers)'),
+  insecureDockerRegistry: string('comma-separated registries (host:port) reached without certificate verification, or over plain http when they do not speak TLS: by the docker builder, and by the embedded cell when it pulls images (which forwards those on 127.0.0.1 into containers)'),
   dockerRegistryCACert: string(
     'CA certificate (PEM file) trusted beside the system\'s for docker registries: by the docker builder, which gets it in its staging task, and by the embedded cell when it pulls images',
     '',
