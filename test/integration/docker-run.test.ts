@@ -22,7 +22,7 @@ import { MetricTagValue_DynamicValue } from '../../gen/diego/bbs/v1/container.js
 import { DesiredLRP } from '../../gen/diego/bbs/v1/desired_lrp.js';
 import { Task_State, TaskDefinition } from '../../gen/diego/bbs/v1/task.js';
 import { startEmbeddedCell, type EmbeddedCell } from '../../embedded/diego/cell/index.js';
-import { createExecutor, findSandboxTools, HOST_RUNTIME_PATH, type Executor, type LogLine, type NetInfo } from '../../embedded/diego/executor/index.js';
+import { createExecutor, HOST_RUNTIME_PATH, type Executor, type LogLine, type NetInfo } from '../../embedded/diego/executor/index.js';
 import { createImageStore, ImagePullError, type ImageRegistry, type ImageStore } from '../../embedded/diego/executor/images.js';
 import { createImageRegistry } from '../../embedded/diego/executor/registry.js';
 import { ActualLrpState, startEmbeddedDiego, type EmbeddedDiego } from '../../embedded/diego/index.js';
@@ -109,7 +109,6 @@ function storeWith(registry: ImageRegistry, dir: string, bounds: { maxBytes?: nu
     logger,
     hostUid: HOST_UID,
     hostGid: HOST_UID,
-    setpriv: findSandboxTools().setpriv,
     maxBytes: bounds.maxBytes ?? 1024 ** 3,
     maxIdleMs: bounds.maxIdleMs ?? 3_600_000,
     pullTimeoutMs: 30_000,

@@ -11,12 +11,12 @@
 // gets its new root. Concurrent uses of one image (with the same credentials) share one pull.
 //
 // Unpacking runs as the cell's container user (unpack-layers.mjs, started in the root directory
-// with the layers on inherited descriptors), so a hostile layer can do no more than that user
-// could. Roots no container uses are removed oldest first once they exceed a size bound or have
+// with the layers on inherited descriptors, drops to that user before reading them), so a
+// hostile layer can do no more than that user could. Roots no container uses are removed oldest first once they exceed a size bound or have
 // been unused for longer than a bound; blobs are bounded the same way.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chown, lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { chown, lstat, mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { Logger } from '../../../lib/log.js';
@@ -53,7 +53,6 @@ export interface ImageStoreOptions {
   /** The cell's container user, who owns the unpacked files. */
   hostUid: number;
   hostGid: number;
-  setpriv: string;
   /** Unused roots (and blobs) beyond this many bytes are removed, oldest first. */
   maxBytes: number;
   /** Roots unused for longer than this are removed. */
@@ -85,8 +84,6 @@ export class ImagePullError extends Error {
 }
 
 const UNPACKER = fileURLToPath(new URL('./unpack-layers.mjs', import.meta.url));
-let unpacker: Promise<string> | undefined;
-const unpackerSource = () => (unpacker ??= readFile(UNPACKER, 'utf8'));
 const DIGEST = /^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/;
 
 /** A digest as a file name: `sha256:abc` → `sha256-abc`; anything else is refused. */
@@ -159,16 +156,19 @@ export function createImageStore(options: ImageStoreOptions): ImageStore {
     await chown(building, options.hostUid, options.hostGid);
     const files = await Promise.all(image.layers.map((layer) => open(join(blobsDir, digestFileName(layer.digest)), 'r')));
     try {
-      const child = spawn(
-        options.setpriv,
-        // The source goes on the command line: the container user may not be able to read this checkout.
-        [`--reuid=${options.hostUid}`, `--regid=${options.hostGid}`, '--clear-groups', '--', process.execPath, '--input-type=module', '-e', await unpackerSource()],
-        {
+      // The unpacker starts as root (so node and this checkout may be anywhere, /root included)
+      // and becomes the container user before it reads a layer.
+      const child = spawn(process.execPath, [UNPACKER], {
           cwd: building,
-          env: { CCBRIDGE_UNPACK_LAYERS: '1', CCBRIDGE_LAYER_COUNT: String(files.length), PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+          env: {
+            CCBRIDGE_UNPACK_LAYERS: '1',
+            CCBRIDGE_LAYER_COUNT: String(files.length),
+            CCBRIDGE_UNPACK_UID: String(options.hostUid),
+            CCBRIDGE_UNPACK_GID: String(options.hostGid),
+            PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+          },
           stdio: ['ignore', 'ignore', 'pipe', ...files.map((file) => file.fd)],
-        },
-      );
+      });
       let stderr = '';
       child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-2000)));
       const status = await new Promise<number>((resolve) => {

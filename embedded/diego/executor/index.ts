@@ -170,7 +170,6 @@ export function createExecutor(options: ExecutorOptions): Executor {
       logger,
       hostUid: sandbox.hostUid,
       hostGid: sandbox.hostGid,
-      setpriv: tools.setpriv,
       maxBytes: options.imageCacheMaxBytes ?? 10 * 1024 ** 3,
       maxIdleMs: options.imageMaxIdleMs ?? 24 * 3_600_000,
       pullTimeoutMs: options.imagePullTimeoutMs ?? 10 * 60_000,

@@ -1,14 +1,15 @@
 // Unpacks image layers into a root filesystem: the program the cell runs, as its unprivileged
 // container user, to turn an image's layers into the directory a sandbox uses as its root.
 //
-//   CCBRIDGE_UNPACK_LAYERS=1 CCBRIDGE_LAYER_COUNT=<n> node unpack-layers.mjs
+//   CCBRIDGE_UNPACK_LAYERS=1 CCBRIDGE_LAYER_COUNT=<n> CCBRIDGE_UNPACK_UID=<uid> CCBRIDGE_UNPACK_GID=<gid> node unpack-layers.mjs
 //       (working directory: the root being built; layers on fds 3, 4, ...)
 //
-// The parent opens each layer blob (the cache is root-only) and hands them over as file
-// descriptors in order, lowest layer first, starts this program in the root directory and gives
-// it its source with `node -e`, so nothing here needs a path the container user may not walk
-// (the cell's data directory, or a checkout under /root). Layers are tar archives, gzipped or
-// not (the gzip magic decides).
+// The parent opens each layer blob (the cache is root-only), hands them over as file descriptors
+// in order, lowest layer first, and starts this program as root in the root directory; before
+// reading a layer it becomes the given uid and gid (no supplementary groups), so nothing here
+// needs a path the container user may not walk (the cell's data directory, node or this
+// checkout under /root), and nothing it writes can go where that user may not write. Layers are
+// tar archives, gzipped or not (the gzip magic decides).
 //
 // Layer semantics (the OCI image layer specification, as Docker wrote it):
 //   - `<dir>/.wh.<name>` deletes <name> as the lower layers left it;
@@ -381,7 +382,21 @@ function layerStream(fd) {
   })();
 }
 
+/** Becomes the container user for good: groups first, then gid, then uid. */
+function dropPrivileges() {
+  const uid = Number(process.env.CCBRIDGE_UNPACK_UID);
+  const gid = Number(process.env.CCBRIDGE_UNPACK_GID);
+  if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid < 0 || gid < 0) throw new LayerError('CCBRIDGE_UNPACK_UID and CCBRIDGE_UNPACK_GID must name the user to unpack as');
+  if (process.getuid?.() === 0) {
+    process.setgroups?.([]);
+    process.setgid?.(gid);
+    process.setuid?.(uid);
+  }
+  if (process.getuid?.() !== uid || process.getgid?.() !== gid) throw new LayerError(`could not become uid ${uid} gid ${gid}`);
+}
+
 async function main() {
+  dropPrivileges();
   const count = Number(process.env.CCBRIDGE_LAYER_COUNT ?? '0');
   if (!Number.isInteger(count) || count < 0) throw new LayerError('CCBRIDGE_LAYER_COUNT must be the number of layer fds');
   /** @type {Array<{ path: string, mode: number }>} */
