@@ -45,6 +45,12 @@ import type {
 /** The BBS's limits (models/desired_lrp.go, models/task.go). */
 export const MAXIMUM_ANNOTATION_BYTES = 10 * 1024;
 export const MAXIMUM_ROUTES_BYTES = 4 * 1024;
+/**
+ * Instances of one desired LRP. The real BBS sets no bound and creates every actual LRP at
+ * once, so a single request for 2^31 - 1 instances exhausts it; this one refuses such a count
+ * (Cloud Controller's own per-process limit is far below).
+ */
+export const MAXIMUM_INSTANCES = 100_000;
 export const MAXIMUM_VOLUME_MOUNTED_FILES_BYTES = 1024 * 1024;
 
 /** process_guid and task_guid: letters, digits, '_' and '-' only. */
@@ -292,7 +298,7 @@ export function desiredLrpErrors(lrp: DesiredLRP): string[] {
   if (!lrp.domain) errors.push(invalid('domain'));
   if (!lrp.rootFs) errors.push(invalid('rootfs'));
   errors.push(...rootFsErrors(lrp.rootFs));
-  if (lrp.instances < 0) errors.push(invalid('instances'));
+  if (lrp.instances < 0 || lrp.instances > MAXIMUM_INSTANCES) errors.push(invalid('instances'));
   if (lrp.memoryMb < 0) errors.push(invalid('memory_mb'));
   if (lrp.diskMb < 0) errors.push(invalid('disk_mb'));
   if (lrp.logRateLimit && BigInt(lrp.logRateLimit.bytesPerSecond || '0') < -1n) {
@@ -338,7 +344,7 @@ export function validateDesireLrpRequest(request: DesireLRPRequest): string | un
 
 export function desiredLrpUpdateErrors(update: DesiredLRPUpdate): string[] {
   const errors: string[] = [];
-  if (update.instances !== undefined && update.instances < 0) errors.push(invalid('instances'));
+  if (update.instances !== undefined && (update.instances < 0 || update.instances > MAXIMUM_INSTANCES)) errors.push(invalid('instances'));
   if (update.annotation !== undefined && byteLength(update.annotation) > MAXIMUM_ANNOTATION_BYTES) {
     errors.push(invalid('annotation'));
   }

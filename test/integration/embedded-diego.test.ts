@@ -760,6 +760,7 @@ describe('embedded Diego: desired and actual LRPs', () => {
       { lrp: desiredLrp('v-1', { domain: '' }), message: 'Invalid field: domain, Invalid field: domain' },
       { lrp: desiredLrp('v-1', { rootFs: '' }), message: 'Invalid field: rootfs, Invalid field: rootfs' },
       { lrp: desiredLrp('v-1', { instances: -1 }), message: 'Invalid field: instances' },
+      { lrp: desiredLrp('v-1', { instances: 2147483647 }), message: 'Invalid field: instances' },
       { lrp: desiredLrp('v-1', { action: undefined }), message: 'invalid action type' },
       { lrp: desiredLrp('v-1', { annotation: 'a'.repeat(10 * 1024 + 1) }), message: 'Invalid field: annotation' },
       {
@@ -787,6 +788,11 @@ describe('embedded Diego: desired and actual LRPs', () => {
     );
     assertBbsError(
       await errorOf(h.url, '/v1/desired_lrp/update', updateBody('web-1', { instances: -2 })),
+      Error_Type.TYPE_INVALID_REQUEST,
+      'Invalid field: instances',
+    );
+    assertBbsError(
+      await errorOf(h.url, '/v1/desired_lrp/update', updateBody('web-1', { instances: 2147483647 })),
       Error_Type.TYPE_INVALID_REQUEST,
       'Invalid field: instances',
     );

@@ -80,6 +80,8 @@ describe('nsync listener', () => {
     { name: 'neither droplet nor docker image', method: 'PUT', path: '/v1/apps/x', body: app('x', { droplet_uri: '' }), status: 400 },
     { name: 'both droplet and docker image', method: 'PUT', path: '/v1/apps/x', body: app('x', { docker_image: 'busybox' }), status: 400 },
     { name: 'negative instances', method: 'PUT', path: '/v1/apps/x', body: app('x', { num_instances: -1 }), status: 400 },
+    // Found by test/fuzz: 2^31 - 1 instances made the embedded Diego create every actual LRP and run out of memory.
+    { name: 'more instances than Diego takes', method: 'PUT', path: '/v1/apps/x', body: app('x', { num_instances: 2147483647 }), status: 400 },
     { name: 'a bad docker image', method: 'PUT', path: '/v1/apps/x', body: app('x', { droplet_uri: '', docker_image: 'UPPER CASE' }), status: 400 },
     { name: 'an unknown stack', method: 'PUT', path: '/v1/apps/x', body: app('x', { stack: 'nope' }), status: 400 },
     { name: 'an empty process guid on delete', method: 'DELETE', path: '/v1/apps/', body: undefined, status: 400 },
@@ -95,6 +97,12 @@ describe('nsync listener', () => {
       await assert.rejects(bridge.bbs.desiredLrpByProcessGuid('x'));
     });
   }
+
+  test('an update to more instances than Diego takes → 400, the LRP unchanged', async () => {
+    assert.equal((await bridge.request('PUT', '/v1/apps/grows', app('grows', { num_instances: 1 }))).status, 202);
+    assert.equal((await bridge.request('PUT', '/v1/apps/grows', app('grows', { num_instances: 2147483647 }))).status, 400);
+    assert.equal((await bridge.bbs.desiredLrpByProcessGuid('grows')).instances, 1);
+  });
 
   test('Diego down → 503', async () => {
     const port = bridge.diego.port;
