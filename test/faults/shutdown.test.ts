@@ -16,6 +16,8 @@ import { silentLogger } from '../../lib/log.js';
 import { desiredLrpFromDesireAppRequest } from '../../services/nsync/recipe/index.js';
 import { openOutbox } from '../../services/tps/watcher/outbox.js';
 import { createBbsClient } from '../../clients/bbs/index.js';
+import { createChannel, createClient } from 'nice-grpc';
+import { TpsServiceDefinition } from '../../gen/cloudfoundry/ccbridge/tps/v1/tps.js';
 import { startCcDouble, type CcDouble } from '../support/cc-double.js';
 import { startDaemon, stopDaemon, type Daemon } from '../support/daemons.js';
 import { eventually, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
@@ -68,27 +70,32 @@ after(async () => {
 });
 
 describe('a service daemon on SIGTERM', () => {
-  async function tpsListener(graceMs: number): Promise<{ d: Daemon; url: string }> {
+  async function tpsListener(graceMs: number): Promise<{ d: Daemon; url: string; grpcAddress: string }> {
     const d = await daemon(
       ['tps-listener', `-bbsAddress=${bbsProxy.url}`, '-listenAddress=127.0.0.1:0', '-grpcListenAddress=127.0.0.1:0', `-shutdownGracePeriod=${graceMs}ms`, '-bbsCommunicationTimeout=60s'],
       /tps +rest http/,
     );
-    return { d, url: d.address('tps') };
+    return { d, url: d.address('tps'), grpcAddress: /grpc (\S+)/.exec(d.output())![1]! };
   }
 
-  test('finishes the request in flight, refuses new connections meanwhile, and exits 0', async () => {
-    const { d, url } = await tpsListener(20_000);
+  test('finishes the requests in flight (REST and gRPC), refuses new connections meanwhile, and exits 0', async () => {
+    const { d, url, grpcAddress } = await tpsListener(20_000);
     const port = Number(new URL(url).port);
+    const grpcPort = Number(grpcAddress.split(':').at(-1));
     assert.equal((await fetch(`${url}/v1/actual_lrps/warm-up`)).status, 200);
+    const channel = createChannel(grpcAddress);
+    const tps = createClient(TpsServiceDefinition, channel);
+    await tps.getLrpStatus({ processGuid: 'warm-up' });
 
     // The BBS holds its answer: the status request stays in flight.
     bbsProxy.pause();
     let exit: Promise<number> | undefined;
     const inFlight = fetch(`${url}/v1/actual_lrps/slow-app`).then(async (r) => ({ status: r.status, body: await r.text() }));
+    const grpcInFlight = tps.getLrpStatus({ processGuid: 'slow-grpc-app' });
     try {
-      await eventually('the call to the BBS held', () => bbsProxy.held > 0);
+      await eventually('both calls to the BBS held', () => bbsProxy.heldConnections > 1);
       exit = stopDaemon(d);
-      await eventually('new connections refused', () => refused(port));
+      await eventually('new connections refused', async () => (await refused(port)) && (await refused(grpcPort)));
       assert.ok(running(d), 'still running: a request is in flight');
     } finally {
       bbsProxy.resume();
@@ -96,6 +103,8 @@ describe('a service daemon on SIGTERM', () => {
     const answered = await inFlight;
     assert.equal(answered.status, 200, 'the request in flight completed');
     assert.equal(answered.body, '[]\n');
+    assert.deepEqual((await grpcInFlight).instances, [], 'the gRPC call in flight completed');
+    channel.close();
     assert.equal(await exit, 0);
   });
 
@@ -208,6 +217,50 @@ describe('lock holders on SIGTERM', () => {
       await assert.rejects(connection.client.fetch({ key: 'tps_watcher_lock' }), 'no owner');
     } finally {
       connection.close();
+    }
+  });
+});
+
+describe('the all-in-one on SIGTERM', () => {
+  test('drains its gateway first: a request in flight completes while new connections are refused, then it exits 0', async () => {
+    // The stats route reads log-cache through a proxy of its own, which holds this request alone.
+    const logCacheProxy = await startFaultProxy({ port: diego.port });
+    const ports = ['listenAddress', 'grpcListenAddress', 'bbsListenAddress', 'locketListenAddress', 'routerListenAddress', 'fileServerListenAddress', 'uploaderListenAddress', 'ccListenAddress'];
+    const d = await startDaemon(
+      'ccbridge',
+      [
+        `-dataDir=${join(dataDir, 'all-in-one')}`,
+        `-bbsAddress=${diego.url}`,
+        `-logCacheURL=${logCacheProxy.url}`,
+        '-shutdownGracePeriod=20s',
+        '-logLevel=silent',
+        ...ports.map((p) => `-${p}=127.0.0.1:0`),
+      ],
+      /tps watcher +running/,
+    );
+    daemons.push(d);
+    const gateway = d.address('gateway');
+    const port = Number(new URL(gateway).port);
+    const desire = await fetch(`${gateway}/v1/apps/drained-app`, {
+      method: 'PUT',
+      body: JSON.stringify({ process_guid: 'drained-app', droplet_uri: 'http://127.0.0.1:1/d.tgz', stack: 'cflinuxfs4', num_instances: 1, log_guid: 'drained-app', etag: 'e' }),
+    });
+    assert.equal(desire.status, 202);
+
+    logCacheProxy.pause();
+    let exit: Promise<number> | undefined;
+    try {
+      const inFlight = fetch(`${gateway}/v1/actual_lrps/drained-app/stats`, { headers: { Authorization: 'bearer token' } }).then((r) => r.status);
+      await eventually('the log-cache read held', () => logCacheProxy.held > 0);
+      exit = stopDaemon(d);
+      await eventually('new connections refused', () => refused(port));
+      assert.ok(running(d), 'still running: a request is in flight');
+      logCacheProxy.resume();
+      assert.equal(await inFlight, 200, 'the request in flight completed');
+      assert.equal(await exit, 0, d.output());
+    } finally {
+      logCacheProxy.resume();
+      await logCacheProxy.close();
     }
   });
 });

@@ -26,6 +26,8 @@ export interface FaultProxy {
   cut(): void;
   /** Chunks held by pause() right now. */
   readonly held: number;
+  /** Connections with chunks held by pause() right now. */
+  readonly heldConnections: number;
   /** Holds traffic (queued, not lost) until resume(). */
   pause(): void;
   resume(): void;
@@ -44,6 +46,7 @@ export async function startFaultProxy(target: { host?: string; port: number }, o
   let port = options.port ?? 0;
   let gate: { promise: Promise<void>; open: () => void } | undefined;
   let held = 0;
+  const holding = new Map<Socket, number>();
 
   const track = (socket: Socket) => {
     sockets.add(socket);
@@ -59,8 +62,12 @@ export async function startFaultProxy(target: { host?: string; port: number }, o
       chain = chain.then(async () => {
         if (gate) {
           held++;
+          holding.set(from, (holding.get(from) ?? 0) + 1);
           while (gate) await gate.promise;
           held--;
+          const left = (holding.get(from) ?? 1) - 1;
+          if (left === 0) holding.delete(from);
+          else holding.set(from, left);
         }
         if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
         if (!to.destroyed) to.write(chunk);
@@ -120,6 +127,9 @@ export async function startFaultProxy(target: { host?: string; port: number }, o
     },
     get held() {
       return held;
+    },
+    get heldConnections() {
+      return holding.size;
     },
     cut,
     pause() {
