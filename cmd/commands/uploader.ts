@@ -1,7 +1,8 @@
 // `ccbridge uploader`: the cc-uploader alone (spec §9), streaming droplets and build artifacts
 // caches from staging tasks to CC's blobstore.
 import { startUploader } from '../../services/fileserver/index.js';
-import { bool, checkListenAddress, duration, splitHostPort, string } from '../../lib/flags.js';
+import { DEFAULT_MAX_UPLOAD_BYTES } from '../../services/fileserver/uploader.js';
+import { bool, checkListenAddress, duration, int, splitHostPort, string } from '../../lib/flags.js';
 import { defineCommand } from '../../lib/daemon.js';
 import { readFileSync } from 'node:fs';
 import { commonFlags } from './common.js';
@@ -14,6 +15,7 @@ export const uploaderFlags = {
   ccJobPollingInterval: duration("wait between two polls of CC's droplet upload job", 1_000, { check: positive('the polling interval') }),
   communicationTimeout: duration('deadline of each job poll request to CC', 30_000, { check: positive('the timeout') }),
   skipCertVerify: bool("do not verify CC's TLS certificate"),
+  maxUploadBytes: int('largest droplet or build cache accepted (413 beyond)', DEFAULT_MAX_UPLOAD_BYTES, { check: (v) => (v > 0 ? undefined : 'must be positive') }),
   ccCACert: ccFlags.ccCACert,
   ccClientCert: ccFlags.ccClientCert,
   ccClientKey: ccFlags.ccClientKey,
@@ -42,6 +44,7 @@ export default defineCommand({
       communicationTimeoutMs: flags.communicationTimeout,
       skipCertVerify: flags.skipCertVerify,
       ccTls: uploaderCcTlsFrom(flags),
+      maxUploadBytes: flags.maxUploadBytes,
       tls: listenerTlsFrom(flags),
     });
     process.stdout.write(`uploader     ${uploader.url}\n`);

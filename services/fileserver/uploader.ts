@@ -44,6 +44,8 @@ export interface UploaderOptions {
   uploadAttempts?: number;
   /** Do not verify CC's TLS certificate. */
   skipCertVerify?: boolean;
+  /** Largest droplet or build cache accepted (413 beyond); droplets are big, so the default is 5 GiB. */
+  maxUploadBytes?: number;
   /** CC's CA and the client certificate this uploader presents to CC (PEM contents). */
   ccTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** Serve HTTPS instead of HTTP. */
@@ -53,6 +55,8 @@ export interface UploaderOptions {
 }
 
 export type Uploader = Listening;
+
+export const DEFAULT_MAX_UPLOAD_BYTES = 5 * 1024 ** 3;
 
 interface UploadKind {
   name: 'droplet' | 'build-artifacts';
@@ -98,6 +102,7 @@ export function createUploadHandler(options: UploaderOptions): (req: IncomingMes
     maxResponseBytes: 1024 * 1024,
   };
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 300_000;
+  const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
   const timeoutUnitMs = options.timeoutUnitMs ?? 1_000;
   const log = options.logger.child({ session: 'cc-uploader' });
 
@@ -152,6 +157,14 @@ export function createUploadHandler(options: UploaderOptions): (req: IncomingMes
     if (!(contentLength > 0)) {
       requestLog.error({ content_length: req.headers['content-length'] ?? null }, 'missing-content-length');
       plainTextBody(res, 411, 'Missing Content Length');
+      return;
+    }
+    // The body is exactly Content-Length long (node's parser holds it to that), so this bounds it.
+    if (contentLength > maxUploadBytes) {
+      requestLog.info({ content_length: contentLength, limit: maxUploadBytes }, 'upload-too-large');
+      res.setHeader('Connection', 'close');
+      plainTextBody(res, 413, 'Request Entity Too Large');
+      req.resume();
       return;
     }
 

@@ -288,7 +288,7 @@ describe('file server and uploader with mutual TLS', () => {
     mkdirSync(staticDirectory, { recursive: true });
     writeFileSync(join(staticDirectory, 'hello.txt'), 'hello\n');
     const fileServer = await startFileServer({ staticDirectory, logger: log, tls: serverTls });
-    const uploader = await startUploader({ logger: log, tls: serverTls });
+    const uploader = await startUploader({ logger: log, tls: serverTls, maxUploadBytes: 16 });
     fileServerUrl = fileServer.url;
     uploaderUrl = uploader.url;
     closeAll = async () => {
@@ -310,6 +310,12 @@ describe('file server and uploader with mutual TLS', () => {
     assert.equal(await refusedAtHandshake(`${uploaderUrl}/v1/droplet/guid`, withStrangerCert, { method: 'POST', body: 'x' }), true);
     const response = await tlsFetch(withClientCert)(`${uploaderUrl}/v1/droplet/guid`, { method: 'POST', body: 'x' });
     assert.equal(response.status, 400); // no upload URI: past TLS, into the handler
+  });
+
+  test('the uploader refuses a droplet over its limit with 413', async () => {
+    const target = `${uploaderUrl}/v1/droplet/guid?cc-droplet-upload-uri=${encodeURIComponent('http://127.0.0.1:9/staging/droplets/guid/upload')}`;
+    const response = await tlsFetch(withClientCert)(target, { method: 'POST', body: 'x'.repeat(17) });
+    assert.equal(response.status, 413);
   });
 });
 
