@@ -25,7 +25,6 @@ const QUICK_ENV: Record<string, Record<string, string>> = {
   nsync: { BENCH_SIZES: '10000,25000' },
   gateway: { BENCH_REQUESTS: '3000' },
   stager: { BENCH_SECONDS: '3' },
-  tps: { BENCH_PROCESSES: '1000' },
   watcher: { BENCH_DRAIN_REPORTS: '2000' },
   cell: { BENCH_INSTANCES: '5', BENCH_STARTS: '3' },
   fuzz: { FUZZ_INPUTS: '20000' },
@@ -213,13 +212,15 @@ function rowsTable(rows: BenchRow[]): string[] {
   return out;
 }
 
-export function renderReport(m: Machine, outcomes: Outcome[], options: { quick: boolean; timeoutS: number }): string {
+export function renderReport(m: Machine, outcomes: Outcome[], options: { quick: boolean; timeoutS: number; names: string[] }): string {
   const loaded = m.loadAtStart[0]! > m.cores * 0.75;
   const lines: string[] = [];
   lines.push('# Benchmarks', '');
-  lines.push(`Written by \`npm run bench${options.quick ? ' -- --quick' : ''}\` (bench/run.ts) on ${m.date.slice(0, 10)} from one run of each benchmark in bench/; not part of CI.`);
+  const subset = options.names.length > 0 ? ` ${options.names.join(' ')}` : '';
+  const args = options.quick || subset ? ` --${options.quick ? ' --quick' : ''}${subset}` : '';
+  lines.push(`Written by \`npm run bench${args}\` (bench/run.ts) on ${m.date.slice(0, 10)} from one run of ${subset ? `these benchmarks:${subset}` : 'every benchmark in bench/'}; not part of CI.`);
   lines.push('Every figure sits beside the baseline measured in the same run and the goal it is held to.', '');
-  if (options.quick) lines.push('**Quick run:** sizes were shrunk (`--quick`), so goals stated at full size could not be checked; each section lists the sizes that ran.', '');
+  if (options.quick) lines.push('**Quick run:** sizes were shrunk (`--quick`), so goals stated at a full size (bbs, nsync: N = 250k) are not checked; each section lists the sizes that ran.', '');
   if (loaded) {
     lines.push(
       `**Shared, loaded machine:** the load average at the start was ${m.loadAtStart.map((l) => l.toFixed(1)).join(' / ')} on ${m.cores} cores, so other work was competing for the CPU throughout; absolute figures are pessimistic and vary between runs, ratios against the same-run baselines are the more telling.`,

@@ -164,7 +164,22 @@ interface Ctx {
   rng: Rng;
   guid: string;
   depth: number;
+  /** Only values the services accept, so a mutation is the one thing wrong and goes deep. */
+  strict?: boolean;
 }
+
+/** Accepted values by field name, for strict (valid) messages. */
+const STRICT_STRINGS: Record<string, string[]> = {
+  lifecycle: ['buildpack'],
+  annotation: ['{"lifecycle":"buildpack"}'],
+  result: ['{"process_types":{"web":"run"},"lifecycle_metadata":{"buildpack_key":"k","detected_buildpack":"d"},"execution_metadata":"{}"}', '{"detected_start_command":{"web":"node app.js"},"execution_metadata":""}'],
+  execution_metadata: ['', '{}'],
+  health_check_type: ['port', 'process', 'none'],
+  stack: ['cflinuxfs4'],
+  protocol: ['tcp', 'udp', 'all'],
+  destinations: ['10.0.0.0/8', '1.2.3.4', '0.0.0.0-9.255.255.255'],
+  failure_reason: ['', 'staging failed'],
+};
 
 const LIFECYCLES = ['buildpack', 'docker', 'buildpack/cflinuxfs4', 'cflinuxfs4', '', 'Buildpack', 'windows'];
 const INTERESTING_STRINGS = ['', ' ', 'a', '0', '-1', 'null', 'true', '{}', '[]', '☃', 'é', '\u0000', '\ud800', '\u202e', '%00', '%2e%2e', '../..', '<script>', 'a'.repeat(300), 'http://', 'http://127.0.0.1:1/x', 'ftp://x', '\n'];
@@ -172,6 +187,12 @@ const INTERESTING_STRINGS = ['', ' ', 'a', '0', '-1', 'null', 'true', '{}', '[]'
 /** A plausible string for a field, by its name, so requests pass the first checks. */
 function stringFor(name: string, ctx: Ctx): string {
   const { rng } = ctx;
+  if (ctx.strict) {
+    if (/(^|_)guid$|^instance$|^app_id$/.test(name)) return ctx.guid;
+    if (STRICT_STRINGS[name]) return rng.pick(STRICT_STRINGS[name]);
+    if (name.includes('docker')) return '';
+    if (name.endsWith('_uri') || name.endsWith('_url') || name === 'url') return `http://127.0.0.1:1/${name}`;
+  }
   if (rng.chance(0.08)) return rng.pick(INTERESTING_STRINGS);
   if (/(^|_)guid$|^instance$|^app_id$|_guid$/.test(name)) return rng.chance(0.8) ? ctx.guid : rng.guid();
   if (name === 'lifecycle') return rng.pick(LIFECYCLES);
@@ -244,8 +265,8 @@ export function randomJson(rng: Rng, depth = 0): unknown {
 /** Raw JSON fields (lifecycle_data): the staging data shapes the lifecycles read, or anything. */
 function rawFor(field: DescField, ctx: Ctx): unknown {
   const { rng } = ctx;
-  if (field.name === 'lifecycle_data' && rng.chance(0.7)) {
-    const typeName = rng.pick(['cloudfoundry.ccbridge.cc.v1.BuildpackStagingData', 'cloudfoundry.ccbridge.cc.v1.DockerStagingData']);
+  if (field.name === 'lifecycle_data' && (ctx.strict || rng.chance(0.7))) {
+    const typeName = ctx.strict ? 'cloudfoundry.ccbridge.cc.v1.BuildpackStagingData' : rng.pick(['cloudfoundry.ccbridge.cc.v1.BuildpackStagingData', 'cloudfoundry.ccbridge.cc.v1.DockerStagingData']);
     return validMessage(messageDescriptor(typeName), { ...ctx, depth: ctx.depth + 1 });
   }
   return randomJson(rng);
@@ -256,7 +277,7 @@ export function validMessage(message: DescMessage, ctx: Ctx): Record<string, unk
   if (message.typeName === 'google.protobuf.Timestamp') return new Date(1_700_000_000_000 + ctx.rng.int(1e9)).toISOString();
   const out: Record<string, unknown> = {};
   for (const field of message.fields) {
-    if (ctx.rng.chance(0.12)) continue;
+    if (!ctx.strict && ctx.rng.chance(0.12)) continue;
     const { key, raw } = legacyKey(field);
     if (raw && field.fieldKind === 'scalar') {
       out[key] = rawFor(field, ctx);
@@ -348,10 +369,12 @@ function deepNesting(rng: Rng): string {
 /** A body for a route's request message (or body field), in one of many malformed shapes. */
 function restBody(typeName: string, ctx: Ctx, wrapRaw?: (v: unknown) => unknown): { shape: string; body: Buffer } {
   const { rng } = ctx;
-  const valid = () => validMessage(messageDescriptor(typeName), ctx);
+  const valid = () => validMessage(messageDescriptor(typeName), { ...ctx, strict: true });
+  const plausible = () => validMessage(messageDescriptor(typeName), ctx);
   const json = (v: unknown) => Buffer.from(withBigNumbers(JSON.stringify(wrapRaw ? wrapRaw(v) : v)));
   const roll = rng.int(100);
-  if (roll < 22) return { shape: 'valid', body: json(valid()) };
+  if (roll < 14) return { shape: 'valid', body: json(valid()) };
+  if (roll < 22) return { shape: 'plausible', body: json(plausible()) };
   if (roll < 55) return { shape: 'wrong-types', body: json(mutateJson(valid(), rng, 1 + rng.int(3))) };
   if (roll < 63) {
     const whole = json(valid());
@@ -646,7 +669,7 @@ function randomProtobuf(rng: Rng, depth = 0): Buffer {
 export function grpcInput(method: GrpcMethodInfo, rng: Rng): GrpcInput {
   const ctx: Ctx = { rng, guid: rng.guid(), depth: 0 };
   const valid = (): Buffer => {
-    let legacy = validMessage(messageDescriptor(method.inputType), ctx) as Record<string, unknown>;
+    let legacy = validMessage(messageDescriptor(method.inputType), { ...ctx, strict: rng.chance(0.6) }) as Record<string, unknown>;
     // Raw fields hold JSON text on the wire, as the gateway would pass them.
     try {
       return Buffer.from(method.encode(fromLegacyValue(method.inputType, legacy)));
