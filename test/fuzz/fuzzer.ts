@@ -427,7 +427,7 @@ function segmentFor(name: string, ctx: Ctx): { text: string; shape?: string } {
   if (rng.chance(0.75)) return { text: name === 'index' ? String(rng.int(4)) : pctEncode(ctx.guid) };
   const odd = rng.pick([
     '', '.', '..', '%2e', '%2e%2e', '%2F', 'a%2Fb', '%00', '%zz', '%', '%e2%98%83', '%ff%fe', 'a%20b', '-1', '99999999999999999999', '1.5', '0x10', '+1', '%201',
-    'ÿþ', '%252e', 'not-a-guid', 'a'.repeat(rng.pick([64, 10_000])), pctEncode('☃'), '~!$&\'()*+,;=:@', `${ctx.guid}%00`,
+    'ÿþ', '%252e', 'not-a-guid', 'a'.repeat(rng.pick([64, 10_000])), pctEncode('☃'), '~!$&\'()*+,;=:@', `${pctEncode(ctx.guid)}%00`,
   ]);
   return { text: odd, shape: 'odd-segment' };
 }
