@@ -68,7 +68,11 @@ export async function runCommand(name: string, command: Command, argv: readonly 
   }
   let stopping = false;
   const shutdown = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal (Ctrl-C twice): stop waiting for work in flight.
+      log.warn({ signal }, 'stopping-at-once');
+      process.exit(1);
+    }
     stopping = true;
     log.info({ signal, grace_ms: graceMs }, 'shutting-down');
     const bound = setTimeout(() => {

@@ -63,8 +63,11 @@ export interface LockRunner {
   start(): void;
   /** True while the lock is held and its last confirmed TTL has not run out. */
   readonly isHeld: boolean;
-  /** Stops refreshing and releases the lock (onLost is not called). */
-  stop(): Promise<void>;
+  /**
+   * Stops refreshing and releases the lock (onLost is not called). releaseTimeoutMs bounds the
+   * Release call below its usual deadline (a daemon shutting down within a grace period).
+   */
+  stop(releaseTimeoutMs?: number): Promise<void>;
 }
 
 /** A configuration that cannot work (stops the daemon at start-up). */
@@ -187,7 +190,7 @@ export function createLockRunner(options: LockRunnerOptions): LockRunner {
     }
   }
 
-  async function releaseAndClose(): Promise<void> {
+  async function releaseAndClose(releaseTimeoutMs: number): Promise<void> {
     stopping.abort();
     await running;
     const wasHeld = heldUntil !== undefined;
@@ -196,7 +199,7 @@ export function createLockRunner(options: LockRunnerOptions): LockRunner {
     if (running) {
       // Released even when not known to be held: an interrupted Lock may have been granted.
       try {
-        await client.release({ resource }, { deadline: callTimeoutMs });
+        await client.release({ resource }, { deadline: Math.max(1, Math.min(callTimeoutMs, releaseTimeoutMs)) });
         log.info({ was_held: wasHeld }, 'released-lock');
       } catch (error) {
         const notOurs = error instanceof ClientError && (error.code === Status.NOT_FOUND || isLockCollision(error));
@@ -216,8 +219,8 @@ export function createLockRunner(options: LockRunnerOptions): LockRunner {
     get isHeld() {
       return heldUntil !== undefined && clock.now() < heldUntil;
     },
-    stop() {
-      stopped ??= releaseAndClose();
+    stop(releaseTimeoutMs = callTimeoutMs) {
+      stopped ??= releaseAndClose(releaseTimeoutMs);
       return stopped;
     },
   };

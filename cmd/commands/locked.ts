@@ -46,8 +46,11 @@ export function runWhileLocked(options: {
   return {
     owner,
     async stop(graceMs?: number) {
+      const deadline = Date.now() + (graceMs ?? 0);
       await options.work.stop(graceMs);
-      await runner.stop();
+      // The release gets what is left of the grace period, and at least a second: without it a
+      // standby waits out the TTL.
+      await runner.stop(graceMs === undefined ? undefined : Math.max(deadline - Date.now(), 1_000));
     },
   };
 }
