@@ -81,7 +81,19 @@ export async function serveMetrics(address: string, registry: Registry, log: Log
   const bound = server.address() as { port: number };
   const url = `http://${host}:${bound.port}`;
   log.info({ url }, 'metrics-listening');
-  return { url, stop: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    url,
+    stop: (graceMs) =>
+      new Promise<void>((resolve) => {
+        // A scraper's kept-alive connection would hold close() open until it times out.
+        const cut = setTimeout(() => server.closeAllConnections(), graceMs ?? 5_000);
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
+  };
 }
 
 /**
