@@ -308,7 +308,7 @@ test('the README walkthrough, as written, in a fresh clone', { timeout: 1_800_00
   ] as const) assert.ok(found, `the walkthrough has ${what}`);
 
   // A terminal's environment, without what an enclosing `npm test` set for its own scripts.
-  const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'INIT_CWD' && k !== 'NODE_OPTIONS'));
+  const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && !['INIT_CWD', 'NODE_OPTIONS', 'CCBRIDGE_LOG_LEVEL'].includes(k)));
 
   // `npm start` in the background, in its own process group as in a terminal (Ctrl-C reaches
   // the whole group), on ports of its own.
@@ -533,6 +533,8 @@ test('the README walkthrough, as written, in a fresh clone', { timeout: 1_800_00
     process.kill(-group, 'SIGINT');
     await waitFor('npm start to exit after Ctrl-C', async () => started.exitCode !== null || started.signalCode !== null, STEP_TIMEOUT_MS, tail);
     t.diagnostic(`npm start exited with ${started.exitCode ?? started.signalCode}`);
+    // One Ctrl-C is an orderly stop, not the forced one of a second signal or the shutdown bound.
+    for (const event of ['stopping-at-once', 'shutdown-took-too-long', 'failed-to-stop-cleanly']) assert.ok(!output.includes(`"${event}"`), `no ${event} at Ctrl-C:\n${tail()}`);
     clearInterval(watch);
     await waitFor('no process of npm start left', async () => stillRunning(seen, group).length === 0, 30_000, () => stillRunning(seen, group).join('\n'));
     for (const [name, value] of printed) {
