@@ -4,7 +4,7 @@
 // baseline, measured in the same run, is the holder stopped with SIGTERM, which releases the
 // lock. Lock TTL 1 s (the smallest the wire allows), retry interval 100 ms; ROUNDS per daemon.
 //
-//   node --import tsx bench/failover/run.ts [rounds]
+//   node --import tsx bench/failover/run.ts [rounds]     (or BENCH_FAILOVER_ROUNDS; 3 by default)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import { startCcDouble } from '../../test/support/cc-double.js';
 import { measureFailover } from '../../test/support/failover.js';
 import { printBenchResult, type BenchRow } from '../lib/result.js';
 
-const ROUNDS = Number(process.argv[2] ?? 3);
+const ROUNDS = Number(process.argv[2] ?? process.env.BENCH_FAILOVER_ROUNDS ?? 3);
 const TTL_MS = 1_000;
 const RETRY_MS = 100;
 
