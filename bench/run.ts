@@ -29,6 +29,7 @@ const QUICK_ENV: Record<string, Record<string, string>> = {
   cell: { BENCH_INSTANCES: '5', BENCH_STARTS: '3' },
   fuzz: { FUZZ_INPUTS: '20000' },
   staging: { BENCH_STAGING_RUNS: '1' },
+  failover: { BENCH_FAILOVER_ROUNDS: '1' },
 };
 
 const DEFAULT_TIMEOUT_S = 30 * 60;
