@@ -302,5 +302,39 @@ describe('CC faults', () => {
         await watcher.stop();
       }
     });
+
+    test('stopped for a shutdown, the watcher gives a report in backoff one last try; stopped on a lost lock, it does not', async () => {
+      await bridge.bbs.desireLrp(desiredLrpFromDesireAppRequest(desireApp('drain-app'), bridge.nsyncRecipe));
+      const instanceKey = { instanceGuid: 'drain-instance', cellId: 'cell-1' };
+      const key = { processGuid: 'drain-app', index: 0, domain: 'cf-apps' };
+      await cell.claim('drain-app', 0, instanceKey);
+      await cell.start(key, instanceKey, { address: '127.0.0.1', ports: [], instanceAddress: '', preferredAddress: 0, instanceIpv6Address: '' });
+      await cell.crash(key, instanceKey, 'Exited with status 2');
+      const attempts = () => bridge.cc.received('/internal/apps/drain-app/crashed');
+      // A failed report waits an hour before its next try.
+      const watcher = () =>
+        buildWatcher({ bbs: bridge.bbs, cc: bridge.ccClient, outbox, logger: bridge.log, resubscribePauseMs: 50, config: { mode: 'legacy', retryBaseMs: 3_600_000, retryMaxMs: 3_600_000 } });
+
+      bridge.cc.statusFor.set('crashed', 503);
+      try {
+        const lost = watcher();
+        lost.start();
+        await eventually('a refused delivery', () => attempts().length === 1);
+        bridge.cc.statusFor.delete('crashed');
+        // The lock lost: it stops at once, the report stays for whoever holds the lock next.
+        await lost.stop();
+        assert.equal(attempts().length, 1);
+        assert.equal(outbox.depth(), 1);
+
+        // The next holder finds the report waiting out its backoff, and is stopped for a shutdown.
+        const shuttingDown = watcher();
+        shuttingDown.start();
+        await shuttingDown.stop(10_000);
+        assert.equal(attempts().length, 2, 'one last try on the way out');
+        assert.equal(outbox.depth(), 0, 'delivered');
+      } finally {
+        bridge.cc.statusFor.delete('crashed');
+      }
+    });
   });
 });
