@@ -130,7 +130,10 @@ export function createTpsService(deps: TpsDependencies): TpsServiceImplementatio
         try {
           actuals = await deps.diego.actualLrpsByProcessGuids(guids, requestIdOf(context));
         } catch (error) {
-          throw diegoUnavailable(error, guids[0] ?? '', 'failed-fetching-actual-lrps');
+          // As in 2015, a guid whose instances could not be read is left out and the answer is
+          // still 200; here one Diego call serves them all, so all are left out.
+          log.error({ err: error, process_guids: guids.length }, 'failed-fetching-actual-lrps');
+          return { statuses: {} };
         }
         const byGuid = new Map<string, ActualLRP[]>(guids.map((g) => [g, []]));
         for (const actual of actuals) byGuid.get(actual.actualLrpKey?.processGuid ?? '')?.push(actual);
