@@ -70,27 +70,34 @@ export function discoverBenchmarks(): string[] {
 }
 
 interface Described {
+  /** The first paragraph: what the benchmark measures. */
+  title: string;
   layout?: string;
   load?: string;
   data?: string;
   other: string[];
 }
 
-/** The header comment of a run.ts, split by its labels (Process layout:, Load model:, ...). */
+const LABEL = /^(Process layout|Load model|Data shape|Baselines?|Goals?|Anchors?)\b[^:]*:/;
+
+/** The header comment of a run.ts, in paragraphs by blank lines and labels (Process layout:, ...). */
 export function describeBenchmark(source: string): Described {
-  const lines: string[] = [];
-  for (const line of source.split('\n')) {
-    if (!line.startsWith('//')) break;
-    lines.push(line.replace(/^\/\/ ?/, ''));
-  }
   const paragraphs: string[] = [];
-  for (const line of lines.slice(1)) {
-    const starts = /^(Process layout|Load model|Data shape|Baselines?|Goals?|Anchors?)\b[^:]*:/.test(line) || line.trim() === '';
-    if (starts || paragraphs.length === 0) paragraphs.push(line);
+  let open = false;
+  for (const raw of source.split('\n')) {
+    if (!raw.startsWith('//')) break;
+    const line = raw.replace(/^\/\/ ?/, '');
+    if (line.trim() === '') {
+      open = false;
+      continue;
+    }
+    if (!open || LABEL.test(line)) paragraphs.push(line.trim());
     else paragraphs[paragraphs.length - 1] += ` ${line.trim()}`;
+    open = true;
   }
-  const described: Described = { other: [] };
-  for (const paragraph of paragraphs.map((p) => p.trim().replace(/\s+/g, ' ')).filter(Boolean)) {
+  const [title = '', ...rest] = paragraphs.map((p) => p.replace(/\s+/g, ' '));
+  const described: Described = { title, other: [] };
+  for (const paragraph of rest) {
     if (paragraph.startsWith('Process layout')) described.layout = paragraph.replace(/^Process layout[^:]*:\s*/, '');
     else if (paragraph.startsWith('Load model')) described.load = paragraph.replace(/^Load model[^:]*:\s*/, '');
     else if (paragraph.startsWith('Data shape')) described.data = paragraph.replace(/^Data shape[^:]*:\s*/, '');
@@ -250,9 +257,8 @@ export function renderReport(m: Machine, outcomes: Outcome[], options: { quick: 
   for (const o of outcomes) {
     const source = readFileSync(join(benchDir, o.name, 'run.ts'), 'utf8');
     const described = describeBenchmark(source);
-    const title = source.split('\n')[0]?.replace(/^\/\/ ?/, '') ?? `bench/${o.name}`;
     lines.push(`## ${o.name}`, '');
-    lines.push(`${title} (\`bench/${o.name}/run.ts\`)`, '');
+    lines.push(`${described.title || `bench/${o.name}`} (\`bench/${o.name}/run.ts\`)`, '');
     if (described.layout) lines.push(`- **Process layout:** ${described.layout}`);
     if (described.load) lines.push(`- **Load model:** ${described.load}`);
     if (described.data) lines.push(`- **Data shape:** ${described.data}`);
@@ -285,9 +291,9 @@ async function main(): Promise<void> {
   console.log(`bench: ${names.join(', ')}${options.quick ? ' (quick)' : ''}; timeout ${options.timeoutS} s each; load average ${m.loadAtStart.map((l) => l.toFixed(2)).join(' ')}`);
   const outcomes: Outcome[] = [];
   for (const name of names) {
-    const env = options.quick ? (QUICK_ENV[name] ?? {}) : {};
-    // An explicit environment wins over --quick.
-    for (const key of Object.keys(env)) if (process.env[key] !== undefined) env[key] = process.env[key]!;
+    const env = { ...(options.quick ? (QUICK_ENV[name] ?? {}) : {}) };
+    // An explicit environment wins over --quick, and is reported as what ran.
+    for (const [key, value] of Object.entries(process.env)) if (/^(BENCH|FUZZ)_/.test(key) && key !== 'BENCH_QUICK' && value !== undefined) env[key] = value;
     console.log(`\n=== bench/${name} ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     const outcome = await runBenchmark(name, env, options.timeoutS);
     console.log(`=== bench/${name}: ${outcome.status} in ${outcome.seconds.toFixed(0)} s`);
