@@ -63,7 +63,7 @@ export default defineCommand({
     bridgeUsername: string('basic auth user of the gateway (its -listenerUsername)'),
     bridgePassword: string('basic auth password of the gateway (its -listenerPassword)', '', { secret: true }),
     ...bbsFlags,
-    bbsAddress: string('URL of the Diego BBS, read for SSH access only: each instance\'s SSH port and what `ccbridge ssh` needs (empty: no SSH access)', '', { check: checkUrl }),
+    bbsAddress: string('URL of the Diego BBS, read for SSH access only: each instance\'s SSH port and what `ccbridge ssh` needs (empty: no SSH access)', '', { check: (v) => (v === '' ? undefined : checkUrl(v)) }),
   },
   async start(flags, log) {
     const { host, port } = splitHostPort(flags.ccListenAddress);
