@@ -30,7 +30,7 @@ export default defineCommand({
   summary: 'the REST gateway: CC routes to the Stager, Nsync and TPS gRPC services',
   flags: {
     ...commonFlags,
-    ...restListenFlag('127.0.0.1:8889'),
+    ...restListenFlag('127.0.0.1:8888'),
     ...gatewayFlags,
     ...listenerSecurityFlags,
     serviceCACert: string('CA certificate (PEM file) that signed the services\' gRPC certificates (empty: plaintext gRPC)'),

@@ -1,7 +1,7 @@
 // `ccbridge stager`: the Stager alone — gRPC on --grpcListenAddress, CC's staging routes on
 // -listenAddress.
 import { defineCommand } from '../../lib/daemon.js';
-import { StagerServiceDefinition } from '../../gen/cloudfoundry/ccbridge/stager/v1/stager.js';
+import { StagerServiceDefinition, type StagerServiceImplementation } from '../../gen/cloudfoundry/ccbridge/stager/v1/stager.js';
 import { splitHostPort } from '../../lib/flags.js';
 import { createMetricsRegistry } from '../../lib/metrics.js';
 import { buildStager } from '../wiring/services.js';
@@ -9,7 +9,7 @@ import { commonFlags } from './common.js';
 import { bbsClientFrom, bbsFlags, ccClientFrom, ccFlags, grpcListenFlag, lifecycleFlags, listenerSecurityFlags, listenerSecurityFrom, restListenFlag } from './flags.js';
 import { gatewayFlags, restLimitsFrom } from './gateway.js';
 import { stagerRecipeFlags, stagingRecipeFrom } from './recipes.js';
-import { serveServices } from './serve.js';
+import { lateBound, serveServices } from './serve.js';
 
 export default defineCommand({
   summary: 'the Stager: CC staging requests to Diego tasks, completions back to CC',
@@ -19,11 +19,14 @@ export default defineCommand({
     const security = listenerSecurityFrom(flags);
     const bbs = bbsClientFrom(flags, flags.bbsAddress, log);
     const cc = ccClientFrom(flags, flags.ccBaseURL, Math.min(flags.communicationTimeout, 5_000));
-    const { host, port } = splitHostPort(flags.listenAddress);
-    const callbackUrl = `${security.tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
     const metrics = createMetricsRegistry();
-    const stager = buildStager({ bbs, cc, recipe: stagingRecipeFrom(flags, callbackUrl), logger: log, metrics });
-    const served = await serveServices({ services: [{ definition: StagerServiceDefinition, implementation: stager }], grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log, metrics, security, gateway: restLimitsFrom(flags) });
+    // Diego calls the completion route on this daemon's REST listener, whose port is known once
+    // it listens (-listenAddress may say port 0): the Stager is plugged in just after.
+    const stager = lateBound<StagerServiceImplementation>('the Stager');
+    const served = await serveServices({ services: [{ definition: StagerServiceDefinition, implementation: stager.implementation }], grpcListenAddress: flags.grpcListenAddress, listenAddress: flags.listenAddress, logger: log, metrics, security, gateway: restLimitsFrom(flags) });
+    const { host } = splitHostPort(flags.listenAddress);
+    const callbackUrl = `${security.tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${new URL(served.restUrl).port}`;
+    stager.set(buildStager({ bbs, cc, recipe: stagingRecipeFrom(flags, callbackUrl), logger: log, metrics }));
     process.stdout.write(`stager   rest ${served.restUrl}   grpc ${served.grpcAddress}\n`);
     log.info('Listening for staging requests!');
     return {

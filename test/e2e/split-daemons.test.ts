@@ -51,11 +51,11 @@ async function start(name: string, args: string[], ready: RegExp): Promise<Daemo
 
 before(async () => {
   execFileSync('tar', ['-czf', appTgz, '-C', join(repo, 'examples/node-app'), '.']);
-  // Addresses are chosen up front: some end up inside what others serve (the file server's and
-  // the CC's in desired LRPs, the Stager's in its task callbacks, all three in the cell's port map).
-  const [locket, bbs, fileServer, uploader, cc, stagerRest, stagerGrpc, nsyncRest, nsyncGrpc, tpsRest, tpsGrpc, gateway, router] = (await freePorts(13)).map(
-    (port) => `127.0.0.1:${port}`,
-  );
+  // Addresses others are pointed at are chosen up front (the daemons start side by side, and the
+  // file server's, the uploader's and the CC's go into the cell's port map); the REST listeners of
+  // the services (the Stager's named in its own task callbacks) and the router's take port 0.
+  const [locket, bbs, fileServer, uploader, cc, stagerGrpc, nsyncGrpc, tpsGrpc, gateway] = (await freePorts(9)).map((port) => `127.0.0.1:${port}`);
+  const [stagerRest, nsyncRest, tpsRest, router] = ['127.0.0.1:0', '127.0.0.1:0', '127.0.0.1:0', '127.0.0.1:0'];
   const url = (address: string | undefined) => `http://${address}`;
   const cc_ = [`-ccBaseURL=${url(cc)}`, `-ccUsername=${CC_USER}`, `-ccPassword=${CC_PASSWORD}`];
   const fast = ['-lockRetryInterval=200ms', '-lockTTL=5s'];
