@@ -224,6 +224,9 @@ export function createImageStore(options: ImageStoreOptions): ImageStore {
           })
           .finally(() => pulls.delete(key));
         pulls.set(key, pulling);
+        // Every caller may have gone (its LRP removed mid-pull) before the pull fails: the failure is
+        // theirs to see, never an unhandled rejection of the process.
+        pulling.catch(() => undefined);
       }
       const image = signal ? await raceAbort(pulling, signal) : await pulling;
       users.set(image.digest, (users.get(image.digest) ?? 0) + 1);
