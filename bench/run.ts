@@ -113,8 +113,6 @@ interface Outcome {
   seconds: number;
   env: Record<string, string>;
   result?: BenchResult;
-  /** The staging benchmark's older shape: { figures: { name: value } }. */
-  figures?: Record<string, number>;
   tail: string[];
 }
 
@@ -154,18 +152,13 @@ function runBenchmark(name: string, env: Record<string, string>, timeoutS: numbe
       const seconds = (performance.now() - started) / 1000;
       const resultLine = lines.filter((l) => l.startsWith(BENCH_RESULT_PREFIX)).at(-1);
       let result: BenchResult | undefined;
-      let figures: Record<string, number> | undefined;
       if (resultLine) {
-        const parsed = JSON.parse(resultLine.slice(BENCH_RESULT_PREFIX.length)) as BenchResult & { figures?: Record<string, number> };
+        const parsed = JSON.parse(resultLine.slice(BENCH_RESULT_PREFIX.length)) as BenchResult;
         if (Array.isArray(parsed.rows)) result = parsed;
-        else if (parsed.figures) {
-          figures = parsed.figures;
-          result = { name: parsed.name ?? name, rows: [], notes: parsed.notes };
-        }
       }
       const status = timedOut ? 'timed out' : code !== 0 ? 'failed' : result ? 'ok' : 'no result';
       const tail = lines.filter((l) => !l.startsWith(BENCH_RESULT_PREFIX)).slice(-25);
-      resolve({ name, status, exitCode: code, seconds, env, result, figures, tail });
+      resolve({ name, status, exitCode: code, seconds, env, result, tail });
     });
   });
 }
@@ -267,11 +260,6 @@ export function renderReport(m: Machine, outcomes: Outcome[], options: { quick: 
     lines.push(`- **Sizes that ran:** ${o.result?.sizes ?? 'the defaults in the header'}${envText ? ` (environment: \`${envText}\`)` : ''}`);
     lines.push(`- **Outcome:** ${o.status} in ${o.seconds.toFixed(0)} s${o.exitCode !== null && o.exitCode !== 0 ? ` (exit code ${o.exitCode})` : ''}`, '');
     if (o.result && o.result.rows.length > 0) lines.push(...rowsTable(o.result.rows), '');
-    if (o.figures) {
-      lines.push('| figure | value |', '|---|---:|');
-      for (const [figure, value] of Object.entries(o.figures)) lines.push(`| ${cell(figure)} | ${formatNumber(value)} |`);
-      lines.push('');
-    }
     for (const note of o.result?.notes ?? []) lines.push(`- note: ${cell(note)}`);
     if ((o.result?.notes ?? []).length > 0) lines.push('');
     if (o.status !== 'ok' || !o.result) {
