@@ -424,9 +424,9 @@ describe('development Cloud Controller', () => {
     assert.notEqual(statsCall.headers.authorization, AUTH, 'and not with the internal credentials');
     assert.equal(shown.json.running_instances, 1);
     assert.deepEqual(shown.json.instance_details, [
-      { index: 0, state: 'RUNNING', instance_guid: 'i-0', since: '2025-12-31T23:59:55.000Z', uptime: 5, details: null, host: '127.0.0.1', port: 61001, cpu: 0.04, memory_bytes: 1048576, disk_bytes: 2097152 },
-      { index: 1, state: 'STARTING', instance_guid: 'i-1', since: '2025-12-31T23:59:59.000Z', uptime: 1, details: null, host: null, port: null, cpu: null, memory_bytes: null, disk_bytes: null },
-      { index: 2, state: 'DOWN', instance_guid: null, since: null, uptime: null, details: null, host: null, port: null, cpu: null, memory_bytes: null, disk_bytes: null },
+      { index: 0, state: 'RUNNING', instance_guid: 'i-0', since: '2025-12-31T23:59:55.000Z', uptime: 5, details: null, host: '127.0.0.1', port: 61001, ssh_port: null, cpu: 0.04, memory_bytes: 1048576, disk_bytes: 2097152 },
+      { index: 1, state: 'STARTING', instance_guid: 'i-1', since: '2025-12-31T23:59:59.000Z', uptime: 1, details: null, host: null, port: null, ssh_port: null, cpu: null, memory_bytes: null, disk_bytes: null },
+      { index: 2, state: 'DOWN', instance_guid: null, since: null, uptime: null, details: null, host: null, port: null, ssh_port: null, cpu: null, memory_bytes: null, disk_bytes: null },
     ]);
     const listed = await api('GET', '/dev/v1/apps');
     const row = listed.json.resources.find((a: { name: string }) => a.name === 'node-app');

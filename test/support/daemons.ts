@@ -190,5 +190,7 @@ export function processesMentioning(path: string): string[] {
 /** Of these processes seen earlier, those still alive as the same program (a reused pid is not). */
 export function stillAlive(seen: readonly ProcessInfo[]): string[] {
   const now = new Map(processTable().map((p) => [p.pid, p.cmdline]));
-  return seen.filter((p) => now.get(p.pid) === p.cmdline).map((p) => `${p.pid}: ${p.cmdline.slice(0, 160)}`);
+  // An empty command line is a zombie waiting to be reaped or a kernel thread on a reused pid: no
+  // program runs there.
+  return seen.filter((p) => p.cmdline !== '' && now.get(p.pid) === p.cmdline).map((p) => `${p.pid}: ${p.cmdline.slice(0, 160)}`);
 }
