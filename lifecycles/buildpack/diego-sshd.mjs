@@ -156,7 +156,6 @@ function setup(values) {
   const uid = process.getuid?.() ?? 0;
   const user = passwdEntry(uid);
   if (!acceptedShells().includes(user.shell)) notes.push(`${user.name}'s shell ${user.shell} is not in /etc/shells, so the SSH server will refuse the login`);
-  if (uid === 0) notes.push('running as root inside the container: sessions may fail where the container may not set groups');
 
   const stateDir = mkdtempSync('/tmp/diego-sshd-');
   chmodSync(stateDir, 0o700);

@@ -5,7 +5,7 @@
 // 127.0.0.1 (open, over TLS with a throwaway CA given to the cell, and behind htpasswd with
 // right and wrong credentials). Intervals are milliseconds; every server is on loopback.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -27,13 +27,16 @@ import { createImageStore, ImagePullError, type ImageRegistry, type ImageStore }
 import { createImageRegistry } from '../../embedded/diego/executor/registry.js';
 import { ActualLrpState, startEmbeddedDiego, type EmbeddedDiego } from '../../embedded/diego/index.js';
 import { createLogger, silentLogger } from '../../lib/log.js';
+import { packageDockerLifecycle } from '../../lifecycles/package.mjs';
+import { DesireAppRequestFromCC } from '../../gen/cloudfoundry/ccbridge/cc/v1/cc.js';
+import { desiredLrpFromDesireAppRequest, SSH_PORT } from '../../services/nsync/recipe/index.js';
+import { createSshKeyPairGenerator, sshKeyPairFromPrivateKey } from '../../services/nsync/recipe/ssh.js';
 import { buildBusyboxImage, buildLayer, EXAMPLE_IMAGE_PAGE, pushExampleImage, sha256Digest, startRegistry, type TestRegistry } from '../support/registry.js';
 
 const logger = silentLogger();
 const token = `dockerrun${process.pid}`;
 const root = mkdtempSync(join(tmpdir(), `${token}-`));
 const HOST_UID = 2000;
-const DOCKER_LIFECYCLE = fileURLToPath(new URL('../../lifecycles/docker', import.meta.url));
 
 async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -209,9 +212,9 @@ describe('image roots', () => {
 
 // ---------------------------------------------------------------- the docker lifecycle in a busybox image
 
-/** The docker lifecycle as the file server would hand it out (symlinks followed, as the packer does). */
+/** The docker lifecycle as the file server hands it out: the real packager's archive. */
 function dockerLifecycleArchive(): Buffer {
-  return execFileSync('tar', ['-czhf', '-', '-C', DOCKER_LIFECYCLE, 'launcher', 'launcher.mjs', 'healthcheck', 'healthcheck.mjs', 'lib/flags.mjs'], { maxBuffer: 64 * 1024 * 1024 });
+  return readFileSync(packageDockerLifecycle(join(root, 'lifecycle')).path);
 }
 
 let fileServer: Server;
@@ -330,20 +333,32 @@ describe('the docker lifecycle inside a busybox image', () => {
     }
   });
 
-  test('a start command runs with the image\'s /bin/sh; the http healthcheck passes; the host runtime is read-only and no host node is there', async () => {
+  test('a start command runs with the image\'s /bin/sh; the http healthcheck passes; the host runtime is read-only and no host node is there; the image root is the container\'s own to write', async () => {
+    // The first instance writes into its image root (a new directory, and a change to a file of
+    // the image); the second, of the same image, sees neither.
+    const writes = 'mkdir /written && echo mine > /www/index.html && echo wrote into the image';
     const lrp = dockerLrp(`${token}-command`, rootFs, {
-      startCommand: `echo "runtime: $(ls ${HOST_RUNTIME_PATH}/bin | tr '\\n' ' ')"; touch ${HOST_RUNTIME_PATH}/x 2>/dev/null || echo runtime is read-only; [ -e /usr/bin/node ] || echo no host node; exec httpd -f -p 8080 -h /www`,
+      startCommand: `echo "runtime: $(ls ${HOST_RUNTIME_PATH}/bin | tr '\\n' ' ')"; touch ${HOST_RUNTIME_PATH}/x 2>/dev/null || echo runtime is read-only; [ -e /usr/bin/node ] || echo no host node; [ -e /written ] && echo saw a write of another container; ${writes}; exec httpd -f -p 8080 -h /www`,
       monitorArgs: ['-port=8080', '-uri=/index.html'],
     });
     const { netInfo, stop } = await runInstance(lrp);
     try {
-      assert.equal(await (await fetch(`http://127.0.0.1:${netInfo.ports[0]!.hostPort}/index.html`)).text(), EXAMPLE_IMAGE_PAGE);
       const app = lines.filter((line) => line.source === 'APP').map((line) => line.message);
       assert.ok(app.some((line) => /^runtime: .*\bnode\b/.test(line) && /\bsh\b/.test(line) && /\bdropbear\b/.test(line)), app.join('\n'));
       assert.ok(app.includes('runtime is read-only'));
       assert.ok(app.includes('no host node'));
+      assert.ok(app.includes('wrote into the image'), app.join('\n'));
+      assert.equal(await (await fetch(`http://127.0.0.1:${netInfo.ports[0]!.hostPort}/index.html`)).text(), 'mine\n');
     } finally {
       await stop();
+    }
+    lines.length = 0;
+    const again = await runInstance(dockerLrp(`${token}-command-2`, rootFs, { startCommand: `[ -e /written ] && echo saw a write of another container; exec httpd -f -p 8080 -h /www` }));
+    try {
+      assert.equal(await (await fetch(`http://127.0.0.1:${again.netInfo.ports[0]!.hostPort}/index.html`)).text(), EXAMPLE_IMAGE_PAGE, 'the shared image root is as pulled');
+      assert.equal(lines.some((line) => line.message.includes('saw a write of another container')), false);
+    } finally {
+      await again.stop();
     }
   });
 });
@@ -436,6 +451,97 @@ describe('docker LRPs on the embedded Diego from a real registry', () => {
     const reference = await pushExampleImage(guarded);
     await bbs.desireLrp(dockerLrp(`${token}-auth`, rootFsOf(reference), { credentials: { username: 'puller', password: PASSWORD } }));
     await answersOverHttp(`${token}-auth`);
+  });
+
+  test('a docker app that allows SSH: the recipe\'s diego-sshd runs in the image from the host runtime, and the system ssh logs in with the route\'s key', async () => {
+    const reference = await pushExampleImage(open, { repository: 'ccbridge/ssh' });
+    const processGuid = `${token}-ssh`;
+    const lrp = desiredLrpFromDesireAppRequest(
+      DesireAppRequestFromCC.fromPartial({
+        processGuid,
+        dockerImage: reference,
+        // What the docker stager recorded for the example image.
+        executionMetadata: JSON.stringify({ cmd: ['httpd', '-f', '-p', '8080', '-h', '/www'], entrypoint: ['/bin/busybox'], workdir: '/www', ports: [{ Port: 8080, Protocol: 'tcp' }] }),
+        environment: [{ name: 'GREETING', value: 'hello from the app environment' }],
+        memoryMb: 128,
+        diskMb: 256,
+        fileDescriptors: '1024',
+        numInstances: 1,
+        routes: [],
+        logGuid: `log-${processGuid}`,
+        healthCheckType: 'port',
+        healthCheckTimeoutInSeconds: 30,
+        allowSsh: true,
+        etag: '1',
+      }),
+      {
+        lifecycles: { docker: fileUrl('/docker_app_lifecycle.tgz') },
+        fileServerUrl: fileUrl(''),
+        privilegedContainers: false,
+        defaultHealthCheckTimeoutSeconds: 0,
+        generateSshKeyPair: createSshKeyPairGenerator(),
+      },
+    );
+    const route = JSON.parse(Buffer.from(lrp.routes!.routes['diego-ssh']!).toString('utf8')) as { container_port: number; private_key: string };
+    const sshd = lrp.action!.codependentAction!.actions[1]!.runAction!;
+    const sshdArgs = sshd.args;
+    // The image names no USER, so the app and its SSH server run as root, as under Docker.
+    assert.equal(sshd.user, 'root');
+    const hostKey = sshKeyPairFromPrivateKey(sshdArgs.find((arg) => arg.startsWith('-hostKey='))!.slice('-hostKey='.length));
+
+    await bbs.desireLrp(lrp);
+    const running = await waitFor(`${processGuid} RUNNING`, async () => {
+      const actual = await ordinary(processGuid);
+      if (actual?.state === ActualLrpState.CRASHED) throw new Error(`crashed: ${actual.crashReason}`);
+      return actual?.state === ActualLrpState.RUNNING ? actual : undefined;
+    });
+    const port = (containerPort: number) => running.actualLrpNetInfo!.ports.find((mapping) => mapping.containerPort === containerPort)?.hostPort;
+    assert.equal(await (await fetch(`http://127.0.0.1:${port(8080)}/`)).text(), EXAMPLE_IMAGE_PAGE);
+    const sshPort = port(route.container_port);
+    assert.equal(route.container_port, SSH_PORT);
+    assert.ok(sshPort, 'container port 2222 is published');
+
+    const dir = mkdtempSync(join(root, 'ssh-client-'));
+    writeFileSync(join(dir, 'id'), route.private_key, { mode: 0o600 });
+    writeFileSync(join(dir, 'known_hosts'), `[127.0.0.1]:${sshPort} ${hostKey.authorizedKey}\n`);
+    const login = (command: string) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn('ssh', [
+          '-o', `UserKnownHostsFile=${join(dir, 'known_hosts')}`,
+          '-o', 'GlobalKnownHostsFile=/dev/null',
+          '-o', 'StrictHostKeyChecking=yes',
+          '-o', 'BatchMode=yes',
+          '-o', 'IdentitiesOnly=yes',
+          '-o', 'ConnectTimeout=30',
+          '-F', '/dev/null',
+          '-p', String(sshPort),
+          '-i', join(dir, 'id'),
+          `${sshd.user}@127.0.0.1`,
+          command,
+        ], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+      });
+    // diego-sshd may still be starting when the app already passes its health check.
+    let last: { code: number | null; stderr: string } | undefined;
+    const session = await waitFor('an SSH session in the image', async () => {
+      const result = await login('id -u; echo "$HOME"; echo "$GREETING"; cat /www/index.html');
+      last = result;
+      return result.code === 0 ? result : undefined;
+    }).catch(async (error: Error) => {
+      const logs = await (await fetch(`${diego.url}/api/v1/read/log-${processGuid}?envelope_types=LOG&limit=200`)).text();
+      throw new Error(`${error.message}; ssh said (${last?.code}): ${last?.stderr}; the instance logged: ${logs}`);
+    });
+    assert.equal(session.stdout, `0\n/root\nhello from the app environment\n${EXAMPLE_IMAGE_PAGE}`, 'a shell of the image, as its user, with the app\'s environment');
+    assert.equal((await login('exit 3')).code, 3);
+    const instance = await ordinary(processGuid);
+    assert.equal(instance?.crashCount, 0, 'SSH never made the instance crash');
+    await bbs.removeDesiredLrp(processGuid);
+    await waitFor(`${processGuid} removed`, async () => (await bbs.actualLrps({ processGuid })).length === 0);
   });
 
   test('a task in an image runs there with the image\'s environment beneath its own and hands back its result; a task whose image cannot be pulled fails with the reason', async () => {

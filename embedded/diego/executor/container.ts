@@ -6,9 +6,16 @@
 //
 //   holder   bwrap --die-with-parent --unshare-net --unshare-pid --ro-bind / / --bind /proc /proc
 //                --dev /dev --tmpfs /run --bind <dir>/tmp /run/ccbridge/tmp --bind <dir>/home
-//                /run/ccbridge/home [--ro-bind <image root> /run/ccbridge/root] -- sleep infinity
+//                /run/ccbridge/home [--bind <dir>/rootfs /run/ccbridge/root-layers --dir
+//                /run/ccbridge/root] -- sleep infinity
 //            Owns the container's network namespace and a "staging" mount namespace for its whole
 //            life. Its sleep's host pid names both: /proc/<pid>/ns/{net,mnt}.
+//   image    nsenter --mount=/proc/<pid>/ns/mnt -- mount -t overlay overlay -o lowerdir=<image root>,
+//                upperdir=/run/ccbridge/root-layers/upper,workdir=/run/ccbridge/root-layers/work
+//                /run/ccbridge/root
+//            For a docker image: the shared, unpacked image root read-only beneath the container's
+//            own changes (bwrap 0.8 mounts no overlay itself). Where the data directory cannot hold
+//            an overlay's upper layer the image root is bound read-only instead.
 //   network  setpriv --pdeathsig KILL -- pasta --runas 0 --config-net --no-map-gw -f -q -u none -U none
 //                -t 127.0.0.1/<host port>:<container port> ... -T <service port>,... --netns /proc/<pid>/ns/net
 //            pasta attaches to that namespace, gives it a tap interface, publishes each container
@@ -26,7 +33,10 @@
 //            namespace per process, so stopping a process takes everything it started with it,
 //            and all of them share /tmp and /home/vcap, binds of the same host directories.
 //            nsenter, prlimit and setpriv exec into each other, so bwrap is the executor's direct
-//            child and --die-with-parent holds.
+//            child and --die-with-parent holds. Processes that run as root instead join one user
+//            namespace per container (--userns 4): made by `unshare --user` as the host uid, its
+//            maps written by the executor, so setgroups stays allowed there (an unprivileged
+//            bwrap's own namespace denies it for good, and dropbear sets groups for a root login).
 //
 // Why the staging mount namespace: sandbox bwrap runs as the unprivileged container uid and opens
 // every bind source with that uid's permissions; the data directory may sit where it may not
@@ -50,16 +60,16 @@
 // written by tar running inside a sandbox as the same user, never by the executor itself, so a
 // symlink planted by an app cannot redirect a write outside the container.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, open, readdir, readFile, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readdir, readFile, readlink, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { basename, isAbsolute, join, normalize } from 'node:path';
+import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EnvironmentVariable } from '../../../gen/diego/bbs/v1/container.js';
 import type { Logger } from '../../../lib/log.js';
 import { forwardLines } from './lines.js';
 import { childPids, listeningPorts, treeUsage } from './proc.js';
-import { exitsWithin, INFO_FD, spawnSandbox, type ProcessExit, type SandboxProcess, type SandboxTimings } from './sandbox.js';
+import { exitsWithin, INFO_FD, spawnSandbox, USERNS_FD, type ProcessExit, type SandboxProcess, type SandboxTimings } from './sandbox.js';
 import type { SandboxTools } from './tools.js';
 import { guarded, type LogSink, type PortMapping } from './types.js';
 
@@ -184,7 +194,16 @@ const CONTAINER_HOME = '/home/vcap';
  * runs as root, binds them here first, on a tmpfs anyone may walk, and every sandbox starts by
  * entering that mount namespace.
  */
-const STAGED = { dir: '/run/ccbridge', tmp: '/run/ccbridge/tmp', home: '/run/ccbridge/home', root: '/run/ccbridge/root', binds: '/run/ccbridge/binds', etc: '/run/ccbridge/etc' };
+const STAGED = {
+  dir: '/run/ccbridge',
+  tmp: '/run/ccbridge/tmp',
+  home: '/run/ccbridge/home',
+  root: '/run/ccbridge/root',
+  /** The upper and work directories of a writable image root's overlay. */
+  rootLayers: '/run/ccbridge/root-layers',
+  binds: '/run/ccbridge/binds',
+  etc: '/run/ccbridge/etc',
+};
 const WRITABLE_ROOTS = ['/tmp', CONTAINER_HOME];
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const MAX_STDERR_TAIL = 4096;
@@ -271,6 +290,7 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
   await chmod(homeDir, 0o755);
   const etcDir = join(dir, 'etc');
   const accounts = await writeAccountFiles(rootPath, spec.rootfs === 'host', etcDir);
+  const imageRoot = spec.rootfs === 'host' ? undefined : await prepareImageRoot(rootPath, join(dir, 'rootfs'), settings, log);
 
   const live = new Set<SandboxProcess>();
   let holder: SandboxProcess | undefined;
@@ -285,6 +305,8 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
   const removeEverything = async () => {
     if (watchdog) clearInterval(watchdog);
     for (const sandbox of live) sandbox.kill();
+    rootUsernsHolder?.kill('SIGKILL');
+    void rootUserns?.then((handle) => handle.close()).catch(() => undefined);
     pasta?.kill('SIGKILL');
     holder?.kill();
     const waits: Array<Promise<unknown>> = [...live].map((sandbox) => exitsWithin(sandbox, settings.killWaitMs));
@@ -335,7 +357,9 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
         '--bind',
         homeDir,
         STAGED.home,
-        ...(spec.rootfs === 'host' ? [] : ['--ro-bind', rootPath, STAGED.root]),
+        // A writable image root: its layers' directory here, the overlay mounted on STAGED.root
+        // once the namespace exists (bwrap 0.8 mounts no overlay itself).
+        ...(spec.rootfs === 'host' ? [] : imageRoot!.writable ? ['--bind', imageRoot!.dir, STAGED.rootLayers, '--perms', '0755', '--dir', STAGED.root] : ['--ro-bind', rootPath, STAGED.root]),
         ...(spec.readOnlyBinds ?? []).flatMap((bind, index) => ['--ro-bind', bind.hostPath, `${STAGED.binds}/${index}`]),
         ...(accounts ? ['--ro-bind', etcDir, STAGED.etc] : []),
         '--cap-drop',
@@ -351,6 +375,7 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
     const holderTail = tailOf(holder.stderr);
     netnsPid = await holderCommandPid(holder, basename(tools.sleep), settings.networkReadyTimeoutMs, settings.networkPollMs);
     if (netnsPid === undefined) throw new ContainerError(`could not create the container's namespaces: ${holderTail() || 'bwrap exited'}`);
+    if (imageRoot?.writable) await mountImageOverlay(netnsPid, rootPath, settings);
     ({ pasta, hostPorts } = await startNetwork(netnsPid));
   } catch (error) {
     await removeEverything();
@@ -453,13 +478,52 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
     return found;
   }
 
-  /** bwrap arguments for a sandbox showing the container's filesystem to `user`. */
-  function filesystemArgs(user: InnerUser, root: 'container' | 'host', chdir: string): string[] {
+  let rootUsernsHolder: ChildProcess | undefined;
+  let rootUserns: Promise<FileHandle> | undefined;
+
+  /**
+   * The user namespace the container's root processes share, made once: a user namespace bwrap
+   * makes unprivileged denies setgroups for good, and programs that run as root and switch users
+   * (an SSH server logging a session in, su) set groups. This one is made by an unprivileged
+   * process of the host uid (so that uid owns it and may enter it) and its maps written by the
+   * executor as root, which leaves setgroups allowed; inside, root is the host uid and nothing
+   * more, as in any sandbox.
+   */
+  function sharedRootUserNamespace(): Promise<FileHandle> {
+    rootUserns ??= (async () => {
+      const child = spawn(tools.setpriv, ['--pdeathsig', 'KILL', `--reuid=${settings.hostUid}`, `--regid=${settings.hostGid}`, '--clear-groups', '--', tools.unshare, '--user', '--', tools.sleep, 'infinity'], {
+        stdio: 'ignore',
+        env: { PATH: DEFAULT_PATH },
+      });
+      rootUsernsHolder = child;
+      const own = await readlink('/proc/self/ns/user');
+      const deadline = Date.now() + settings.networkReadyTimeoutMs;
+      for (;;) {
+        if (child.exitCode !== null || child.signalCode !== null) throw new ContainerError('could not create the user namespace of root processes: unshare exited');
+        const ns = await readlink(`/proc/${child.pid}/ns/user`).catch(() => own);
+        const comm = await readFile(`/proc/${child.pid}/comm`, 'utf8').catch(() => '');
+        if (ns !== own && comm.trim() === basename(tools.sleep)) break;
+        if (Date.now() > deadline) throw new ContainerError('could not create the user namespace of root processes: timed out');
+        await sleep(settings.networkPollMs);
+      }
+      await writeFile(`/proc/${child.pid}/uid_map`, `0 ${settings.hostUid} 1\n`);
+      await writeFile(`/proc/${child.pid}/gid_map`, `0 ${settings.hostGid} 1\n`);
+      return open(`/proc/${child.pid}/ns/user`, 'r');
+    })();
+    return rootUserns;
+  }
+
+  /**
+   * bwrap arguments for a sandbox showing the container's filesystem to `user`. With `userns`,
+   * the sandbox joins the shared root user namespace (on USERNS_FD) instead of making its own,
+   * and root keeps the capabilities Docker leaves a container's root by default, within it.
+   */
+  function filesystemArgs(user: InnerUser, root: 'container' | 'host', chdir: string, userns = false): string[] {
     const rootSource = root === 'host' || spec.rootfs === 'host' ? '/' : STAGED.root;
     const args = [
       '--die-with-parent',
       '--new-session',
-      '--unshare-user',
+      ...(userns ? ['--userns', String(USERNS_FD), ...ROOT_CAPABILITIES.flatMap((cap) => ['--cap-add', cap])] : ['--unshare-user']),
       '--uid',
       String(user.uid),
       '--gid',
@@ -470,7 +534,9 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
       '--unshare-cgroup-try',
       '--hostname',
       spec.guid.slice(0, 63),
-      '--ro-bind',
+      // An image root is the container's own to write (its changes in the container directory,
+      // gone with it), as a Garden container's is; the host root never is.
+      rootSource === STAGED.root && imageRoot?.writable ? '--bind' : '--ro-bind',
       rootSource,
       '/',
       // The host's /home and /run (sockets of system daemons, and the staging area) stay out of sight.
@@ -615,6 +681,7 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
       let failedToStart: ProcessExit | undefined;
       const started = (async () => {
         const user = await innerUser(request.user);
+        const userns = user.uid === 0 ? await sharedRootUserNamespace() : undefined;
         const nofile = request.nofile && request.nofile > 0 ? request.nofile : container.limits.nofile;
         const argv = [
           ...enter(['net', 'mnt']),
@@ -623,12 +690,13 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
           '--',
           ...dropPrivileges(),
           tools.bwrap,
-          ...filesystemArgs(user, 'container', request.dir || CONTAINER_HOME),
+          ...filesystemArgs(user, 'container', request.dir || CONTAINER_HOME, userns !== undefined),
           '--',
           request.path,
           ...request.args,
         ];
         sandbox = spawnSandbox(argv, {
+          userNamespaceFd: userns?.fd,
           env: processEnv(user, request.env),
           stdin: 'ignore',
           stdout: request.suppressLogOutput ? 'ignore' : 'pipe',
@@ -777,6 +845,86 @@ async function holderCommandPid(holder: SandboxProcess, command: string, timeout
     await sleep(pollMs);
   }
   return undefined;
+}
+
+/** What root keeps inside the shared root user namespace: Docker's defaults that act on files and users. */
+const ROOT_CAPABILITIES = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID'];
+
+interface ImageRootLayout {
+  /** Whether the container sees an overlay of the image root it may write to, or the root read-only. */
+  writable: boolean;
+  /** The overlay's upper and work directories live here: the container's changes, gone with it. */
+  dir: string;
+}
+
+/** Paths a mount option list cannot carry as they are. */
+const UNSAFE_MOUNT_OPTION = /[,:\\\s]/;
+
+/**
+ * The container's view of a shared, unpacked image root: an overlay whose upper layer lives in the
+ * container's directory, so writes anywhere in the image stay the container's and go with it, as
+ * in a Garden container. The upper directory's root takes the image root's owner and mode, which
+ * the merged root shows. Where the data directory's filesystem cannot hold an overlay's upper
+ * layer (an overlayfs itself, say) the image root is shown read-only, with /tmp and /home/vcap
+ * writable as ever, and the executor says so once.
+ */
+async function prepareImageRoot(rootPath: string, dir: string, settings: SandboxSettings, log: Logger): Promise<ImageRootLayout> {
+  const containersDir = dirname(dirname(dir));
+  if (UNSAFE_MOUNT_OPTION.test(rootPath) || UNSAFE_MOUNT_OPTION.test(dir) || !(await overlaySupported(settings, containersDir, log))) {
+    return { writable: false, dir };
+  }
+  await mkdir(join(dir, 'upper'), { recursive: true, mode: 0o700 });
+  await mkdir(join(dir, 'work'), { mode: 0o700 });
+  const image = await stat(rootPath);
+  await chown(join(dir, 'upper'), image.uid, image.gid);
+  await chmod(join(dir, 'upper'), image.mode & 0o7777);
+  return { writable: true, dir };
+}
+
+/** Mounts the image root's overlay on STAGED.root in the holder's mount namespace. */
+async function mountImageOverlay(holderPid: number, rootPath: string, settings: SandboxSettings): Promise<void> {
+  const { tools } = settings;
+  const options = `lowerdir=${rootPath},upperdir=${STAGED.rootLayers}/upper,workdir=${STAGED.rootLayers}/work`;
+  const { code, stderr } = await runQuietly(tools.nsenter, [`--mount=/proc/${holderPid}/ns/mnt`, '--', tools.mount, '-t', 'overlay', 'overlay', '-o', options, STAGED.root]);
+  if (code !== 0) throw new ContainerError(`could not mount the image root: ${stderr.trim() || `mount exited with ${code}`}`);
+}
+
+/** Whether an overlay can have its upper layer under `dir`; asked once per directory. */
+const overlayProbes = new Map<string, Promise<boolean>>();
+function overlaySupported(settings: SandboxSettings, dir: string, log: Logger): Promise<boolean> {
+  let probe = overlayProbes.get(dir);
+  if (probe === undefined) {
+    probe = (async () => {
+      const probeDir = join(dir, `.overlay-probe-${process.pid}`);
+      try {
+        for (const part of ['lower', 'upper', 'work', 'merged']) await mkdir(join(probeDir, part), { recursive: true, mode: 0o700 });
+        const { tools } = settings;
+        const options = `lowerdir=${probeDir}/lower,upperdir=${probeDir}/upper,workdir=${probeDir}/work`;
+        // In a mount namespace of its own, gone with the command.
+        const { code, stderr } = await runQuietly(tools.unshare, ['--mount', '--propagation', 'private', '--', tools.mount, '-t', 'overlay', 'overlay', '-o', options, join(probeDir, 'merged')]);
+        if (code !== 0) log.error({ dir, error: stderr.trim() }, 'image-roots-read-only-no-overlay');
+        return code === 0;
+      } catch (error) {
+        log.error({ dir, error: (error as Error).message }, 'image-roots-read-only-no-overlay');
+        return false;
+      } finally {
+        await rm(probeDir, { recursive: true, force: true });
+      }
+    })();
+    overlayProbes.set(dir, probe);
+  }
+  return probe;
+}
+
+/** Runs a helper to its end: its exit code and the last of what it said on stderr. */
+function runQuietly(command: string, args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: DEFAULT_PATH } });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-500)));
+    child.once('error', (error) => resolve({ code: 127, stderr: error.message }));
+    child.once('close', (code) => resolve({ code: code ?? 1, stderr }));
+  });
 }
 
 async function checkImageRoot(root: string): Promise<void> {

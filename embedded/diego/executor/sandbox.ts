@@ -57,7 +57,12 @@ export interface SpawnSandboxOptions {
   timings: SandboxTimings;
   /** Told about failures to spawn at all (which never happen with resolved tool paths). */
   onSpawnError?: (error: Error) => void;
+  /** A user namespace for `bwrap --userns USERNS_FD`, handed to the child as that descriptor. */
+  userNamespaceFd?: number;
 }
+
+/** The descriptor a sandbox that joins an existing user namespace finds it on. */
+export const USERNS_FD = 4;
 
 /**
  * Starts argv, whose last stage must be bwrap with `--unshare-pid --info-fd 3`; the stages
@@ -65,7 +70,7 @@ export interface SpawnSandboxOptions {
  * its --die-with-parent watches this process.
  */
 export function spawnSandbox(argv: string[], options: SpawnSandboxOptions): SandboxProcess {
-  const stdio: StdioOptions = [options.stdin, options.stdout, options.stderr, 'pipe'];
+  const stdio: StdioOptions = [options.stdin, options.stdout, options.stderr, 'pipe', ...(options.userNamespaceFd === undefined ? [] : [options.userNamespaceFd])];
   const child = spawn(argv[0]!, argv.slice(1), { stdio, env: options.env });
   const outerPid = child.pid;
   let initPid: number | undefined;

@@ -1,5 +1,6 @@
 // The host programs the cell's containers are made of. bubblewrap and pasta are the two packages
-// the executor cannot work without; the util-linux helpers (nsenter, prlimit, setpriv), tar,
+// the executor cannot work without; the util-linux helpers (nsenter, prlimit, setpriv, unshare,
+// mount: the overlays of image roots), tar,
 // unzip, bash and coreutils' timeout are part of the same contract. They are looked up once,
 // on PATH, when the executor is created, so a missing one stops the cell with one clear line
 // instead of failing the first task that needs it.
@@ -18,6 +19,8 @@ export interface SandboxTools {
   bash: string;
   timeout: string;
   sleep: string;
+  mount: string;
+  unshare: string;
 }
 
 /** Command -> Debian package, in the order a missing one is reported. */
@@ -33,6 +36,8 @@ const TOOL_PACKAGES: Record<keyof SandboxTools, string> = {
   bash: 'bash',
   timeout: 'coreutils',
   sleep: 'coreutils',
+  mount: 'mount',
+  unshare: 'util-linux',
 };
 
 /** Where the executor looks when the daemon's own PATH is short (systemd units, `env -i`). */

@@ -1,0 +1,1 @@
+../buildpack/diego-sshd.mjs
