@@ -24,6 +24,7 @@ import { createLogger } from '../../lib/log.js';
 import { packageBuildpackLifecycle } from '../../lifecycles/package.mjs';
 import { desiredLrpFromDesireAppRequest, SSH_PORT, type RecipeConfig } from '../../services/nsync/recipe/index.js';
 import { createSshKeyPairGenerator, sshKeyPairFromPrivateKey } from '../../services/nsync/recipe/ssh.js';
+import { ssh, sshClientArgs } from '../support/ssh.js';
 
 const token = `sshdtest${process.pid}`;
 const root = mkdtempSync(join(tmpdir(), `${token}-`));
@@ -61,19 +62,6 @@ async function waitFor<T>(what: string, probe: () => T | undefined | false | Pro
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-/** The system ssh client, run without blocking the event loop the Diego and cell share. */
-function ssh(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('ssh', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 async function runningInstance(): Promise<ActualLRP | undefined> {
@@ -197,17 +185,7 @@ test('the system ssh logs into an instance that allows SSH with the recipe key; 
   writeFileSync(keyFile, route.private_key, { mode: 0o600 });
   const knownHosts = join(dir, 'known_hosts');
   writeFileSync(knownHosts, `[127.0.0.1]:${sshPort} ${hostKey.authorizedKey}\n`);
-  // ssh keeps the first value an option is given, so the known hosts file goes first.
-  const clientArgs = (trusted: string) => [
-    '-o', `UserKnownHostsFile=${trusted}`,
-    '-p', String(sshPort),
-    '-o', 'BatchMode=yes',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-o', 'ConnectTimeout=30',
-    '-F', '/dev/null',
-  ];
+  const clientArgs = (trusted: string) => sshClientArgs(trusted, sshPort);
   const common = clientArgs(knownHosts);
 
   // diego-sshd may still be starting when the app already answers its health check.

@@ -5,7 +5,7 @@
 // 127.0.0.1 (open, over TLS with a throwaway CA given to the cell, and behind htpasswd with
 // right and wrong credentials). Intervals are milliseconds; every server is on loopback.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -31,6 +31,7 @@ import { packageDockerLifecycle } from '../../lifecycles/package.mjs';
 import { DesireAppRequestFromCC } from '../../gen/cloudfoundry/ccbridge/cc/v1/cc.js';
 import { desiredLrpFromDesireAppRequest, SSH_PORT } from '../../services/nsync/recipe/index.js';
 import { createSshKeyPairGenerator, sshKeyPairFromPrivateKey } from '../../services/nsync/recipe/ssh.js';
+import { ssh, sshClientArgs } from '../support/ssh.js';
 import { buildBusyboxImage, buildLayer, EXAMPLE_IMAGE_PAGE, pushExampleImage, sha256Digest, startRegistry, type TestRegistry } from '../support/registry.js';
 
 const logger = silentLogger();
@@ -505,27 +506,7 @@ describe('docker LRPs on the embedded Diego from a real registry', () => {
     writeFileSync(join(dir, 'id'), route.private_key, { mode: 0o600 });
     writeFileSync(join(dir, 'known_hosts'), `[127.0.0.1]:${sshPort} ${hostKey.authorizedKey}\n`);
     const login = (command: string) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn('ssh', [
-          '-o', `UserKnownHostsFile=${join(dir, 'known_hosts')}`,
-          '-o', 'GlobalKnownHostsFile=/dev/null',
-          '-o', 'StrictHostKeyChecking=yes',
-          '-o', 'BatchMode=yes',
-          '-o', 'IdentitiesOnly=yes',
-          '-o', 'ConnectTimeout=30',
-          '-F', '/dev/null',
-          '-p', String(sshPort),
-          '-i', join(dir, 'id'),
-          `${sshd.user}@127.0.0.1`,
-          command,
-        ], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-        child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stdout, stderr }));
-      });
+      ssh([...sshClientArgs(join(dir, 'known_hosts'), sshPort), '-i', join(dir, 'id'), `${sshd.user}@127.0.0.1`, command]);
     // diego-sshd may still be starting when the app already passes its health check.
     let last: { code: number | null; stderr: string } | undefined;
     const session = await waitFor('an SSH session in the image', async () => {
