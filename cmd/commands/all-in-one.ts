@@ -68,6 +68,8 @@ export default defineCommand({
   async start(flags, log) {
     const started: Stoppable[] = [];
     const lines: string[] = [];
+    /** Set when this process runs a TPS watcher: whether it is watching, waiting at most timeoutMs. */
+    let watcherWatching: ((timeoutMs: number) => Promise<boolean>) | undefined;
     const metrics = createMetricsRegistry();
     const dir = (name: string) => {
       const path = join(flags.dataDir, name);
@@ -229,6 +231,7 @@ export default defineCommand({
           config: { mode: flags.ccReportMode as 'legacy' | 'v4', retryBaseMs: flags.reportRetryInterval, retryMaxMs: flags.reportRetryMaxInterval },
         });
         started.push(runWhileLocked({ key: 'tps_watcher_lock', locketAddress, tls: lockTls, ttlMs: flags.lockTTL, retryIntervalMs: flags.lockRetryInterval, work: watcher, logger: log }));
+        watcherWatching = (timeoutMs) => watcher.watching(timeoutMs);
         lines.push('  nsync bulker  running behind the Locket lock');
         lines.push('  tps watcher   running behind the Locket lock');
       }
@@ -237,6 +240,14 @@ export default defineCommand({
       // first, draining its instances): the file server, the uploader and the development CC's
       // blobstore, each reachable inside a container as 127.0.0.1:<the same port>.
       if (embeddedDiego !== undefined) {
+        // A cell starting on the data of a run that ended without draining (killed, or the machine
+        // lost) reports that run's instances crashed: the watcher must be watching by then, or CC
+        // never hears of them. After a clean stop it is at once (the lock was released); after a
+        // kill, once the dead run's lock has expired in Locket. Bounded, in case another watcher
+        // elsewhere holds the lock: it then reports them.
+        if (watcherWatching !== undefined && !(await watcherWatching(flags.lockTTL + 2 * flags.lockRetryInterval + 1_000))) {
+          log.warn({ waited_ms: flags.lockTTL + 2 * flags.lockRetryInterval + 1_000 }, 'cell-started-before-this-tps-watcher-was-watching');
+        }
         const cell = await embeddedDiego.startCell(localServicePorts([fileServer.url, uploader.url, ccUrl]));
         started.push(cell);
         lines.push(`  cell          ${cell.description}`);

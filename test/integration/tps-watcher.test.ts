@@ -124,6 +124,15 @@ describe('tps watcher', () => {
     assert.match(String(report.headers['x-ccbridge-event-id']), /^[0-9a-f]{32}$/);
   });
 
+  test('watching: false until the watcher has started and listed the instances, then true', async () => {
+    watcher = buildWatcher({ bbs: bridge.bbs, cc: bridge.ccClient, outbox, logger: bridge.log, config: { mode: 'legacy' } });
+    assert.equal(await watcher.watching(30), false, 'not started: not watching');
+    const waiting = watcher.watching(10_000);
+    watcher.start();
+    assert.equal(await waiting, true);
+    assert.equal(await watcher.watching(0), true, 'and stays so');
+  });
+
   test('v4 mode: crashes to /internal/v4/apps/:guid/crashed with the cell id', async () => {
     startWatcher('v4');
     await desire('crashy-v4', 1);

@@ -54,6 +54,11 @@ export interface Watcher {
    */
   stop(drainMs?: number): Promise<void>;
   readonly running: boolean;
+  /**
+   * Resolves true once the watcher has started and listed the instances for the first time (its
+   * event stream opens beside that listing), or false after timeoutMs.
+   */
+  watching(timeoutMs: number): Promise<boolean>;
 }
 
 export interface WatcherDependencies {
@@ -98,6 +103,8 @@ export function createWatcher(deps: WatcherDependencies): Watcher {
   let draining = false;
   let tasks: Promise<unknown>[] = [];
   let wake: (() => void) | undefined;
+  let markWatching: () => void = () => undefined;
+  const firstListing = new Promise<void>((resolve) => (markWatching = resolve));
 
   function kick(): void {
     wake?.();
@@ -125,7 +132,7 @@ export function createWatcher(deps: WatcherDependencies): Watcher {
   async function consumeEvents(signal: AbortSignal): Promise<void> {
     // List right away as well as after every reconnect: whatever happened while no watcher
     // held the lock (or this one was down) shows up in the listing.
-    const listed = relist(signal);
+    const listed = relist(signal).then(markWatching);
     try {
       for await (const event of deps.diego.subscribe(signal)) {
         if (signal.aborted) break;
@@ -199,6 +206,12 @@ export function createWatcher(deps: WatcherDependencies): Watcher {
   return {
     get running() {
       return controller !== undefined;
+    },
+    async watching(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const result = await Promise.race([firstListing.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))]);
+      clearTimeout(timer);
+      return result;
     },
     start() {
       if (controller) return;
