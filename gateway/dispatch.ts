@@ -56,11 +56,19 @@ export function inProcessDispatcher(
       const target = handlers.get(method.name);
       const handler = target === undefined ? undefined : (implementation[target.key] as UnaryHandler | undefined);
       const path = target?.path ?? `/${definition.fullName}/${method.name}`;
+      // Header and trailer are made only when a handler touches them (the trailer carries error
+      // details; success rarely writes either).
+      let header: Metadata | undefined;
+      let trailer: Metadata | undefined;
       const context: CallContext = {
         metadata,
         peer: 'in-process',
-        header: Metadata(),
-        trailer: Metadata(),
+        get header() {
+          return (header ??= Metadata());
+        },
+        get trailer() {
+          return (trailer ??= Metadata());
+        },
         signal,
         sendHeader() {},
       };

@@ -77,6 +77,7 @@ export function createGatewayHandler(options: GatewayOptions): GatewayHandler {
   const passthrough = new Set(options.authorizationPassthrough ?? GATEWAY_DEFAULTS.authorizationPassthrough);
   const maxInFlight = options.maxInFlightRequests ?? GATEWAY_DEFAULTS.maxInFlightRequests;
   let inFlight = 0;
+  const accessLog = log.isLevelEnabled('info');
 
   return (req, res) => {
     const started = performance.now();
@@ -86,18 +87,20 @@ export function createGatewayHandler(options: GatewayOptions): GatewayHandler {
     const pathname = queryAt < 0 ? rawUrl : rawUrl.slice(0, queryAt);
     const query = queryAt < 0 ? '' : rawUrl.slice(queryAt + 1);
     res.setHeader('X-Vcap-Request-Id', requestId);
-    res.on('finish', () => {
-      log.info(
-        {
-          method: req.method,
-          path: pathname,
-          status: res.statusCode,
-          duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
-          request_id: requestId,
-        },
-        'request-served',
-      );
-    });
+    if (accessLog) {
+      res.on('finish', () => {
+        log.info(
+          {
+            method: req.method,
+            path: pathname,
+            status: res.statusCode,
+            duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+            request_id: requestId,
+          },
+          'request-served',
+        );
+      });
+    }
 
     const match = table.match(req.method ?? 'GET', pathname);
     const passesAuthorizationOn = match !== undefined && 'route' in match && passthrough.has(`${match.route.serviceName}/${match.route.method.name}`);
@@ -111,8 +114,8 @@ export function createGatewayHandler(options: GatewayOptions): GatewayHandler {
       return void writeEmpty(res, 503);
     }
     inFlight++;
-    res.once('close', () => inFlight--);
 
+    if (!match || 'allowed' in match) res.once('close', () => inFlight--);
     if (options.metrics && pathname === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
       const registry = options.metrics;
       return void registry.metrics().then(
@@ -137,12 +140,15 @@ export function createGatewayHandler(options: GatewayOptions): GatewayHandler {
 
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error('deadline exceeded')), callTimeoutMs);
-    res.on('close', () => {
+    res.once('close', () => {
+      inFlight--;
       clearTimeout(timer);
       if (!res.writableFinished) abort.abort(new Error('client went away'));
     });
 
-    readBody(req, route.body === '' ? 0 : maxBodyBytes)
+    // A route without a body reads none: whatever was sent is discarded, and the call need not
+    // wait for the request's end.
+    (route.body === '' ? discardBody(req) : readBody(req, maxBodyBytes))
       .then(async (body) => {
         const request = buildRequest(route, variables, query, body);
         const metadata = Metadata({ [REQUEST_ID_HEADER]: requestId });
@@ -223,6 +229,14 @@ export async function startGateway(options: GatewayOptions & { host?: string; po
 function headerValue(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+const NO_BODY = Promise.resolve('');
+
+/** Drops whatever body came with a request whose route takes none. */
+function discardBody(req: IncomingMessage): Promise<string> {
+  req.resume();
+  return NO_BODY;
 }
 
 /** Reads the whole body, refusing more than `limit` bytes (413); a limit of 0 discards it. */
