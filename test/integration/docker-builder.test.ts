@@ -351,13 +351,16 @@ function ccStagingResponse(result: string): Record<string, unknown> {
 }
 
 describe('builder', { concurrency: true }, () => {
-  test('the archive has the builder executable at its top level and packs to the same bytes twice', () => {
+  test('the archive has the builder, launcher, healthcheck and diego-sshd executable at its top level and packs to the same bytes twice', () => {
     const first = packageDockerLifecycle(join(work, 'pack-1'));
     const second = packageDockerLifecycle(join(work, 'pack-2'));
     assert.equal(first.path.endsWith(DOCKER_LIFECYCLE_ARCHIVE), true);
     assert.equal(first.sha256, second.sha256);
     const listing = spawnSync('tar', ['-tvzf', first.path], { encoding: 'utf8' }).stdout;
-    assert.match(listing, /^-rwxr-xr-x 0\/0 .* builder$/m);
+    for (const program of ['builder', 'launcher', 'healthcheck', 'diego-sshd']) assert.match(listing, new RegExp(`^-rwxr-xr-x 0/0 .* ${program}$`, 'm'));
+    // diego-sshd is the buildpack lifecycle's, sourced from lib/ by the docker wrapper.
+    assert.match(listing, / lib\/diego-sshd\.sh$/m);
+    assert.match(listing, / diego-sshd\.mjs$/m);
     assert.match(listing, / lib\/registry\.mjs$/m);
     assert.match(listing, / lib\/flags\.mjs$/m);
     assert.doesNotMatch(listing, /\.d\.mts$/m);
