@@ -1,6 +1,7 @@
 // Typed command-line flags, checked at start-up. Accepts the original daemons' `-name=value`
 // spelling and `--name=value`, also `-name value`; booleans may stand alone. A bad flag stops
 // the daemon with one clear line (FlagError); `--help` prints every flag with its default.
+import { resolve as resolvePath } from 'node:path';
 
 export class FlagError extends Error {
   override name = 'FlagError';
@@ -16,6 +17,8 @@ interface FlagBase<K extends Kind, T> {
   check?: (value: T) => string | undefined;
   /** Never printed with its value (passwords). */
   secret?: boolean;
+  /** Turns the value (given or default) into the one the daemon uses, before the check. */
+  finalize?: (value: T) => T;
 }
 
 export type FlagSpec =
@@ -51,6 +54,12 @@ export const duration = (description: string, valueMs: number, extra: Partial<Fl
   default: valueMs,
   ...extra,
 });
+/**
+ * A directory: made absolute against the working directory at start, so every component gets
+ * the same absolute path (paths handed to sandboxes and mount options must be absolute).
+ */
+export const directory = (description: string, value = ''): FlagBase<'string', string> =>
+  string(description, value, { finalize: (path) => (path === '' ? path : resolvePath(path)) });
 /** A repeatable flag; each occurrence adds one value. */
 export const list = (description: string, value: string[] = []): FlagBase<'list', string[]> => ({ kind: 'list', description, default: value });
 
@@ -120,6 +129,8 @@ export function parseFlags<S extends FlagSpecs>(specs: S, argv: readonly string[
   }
 
   for (const [name, spec] of Object.entries(specs)) {
+    const finalize = spec.finalize as ((v: unknown) => unknown) | undefined;
+    if (finalize) values[name] = finalize(values[name]);
     const problem = (spec.check as ((v: unknown) => string | undefined) | undefined)?.(values[name]);
     if (problem) throw new FlagError(`-${name}: ${problem}`);
   }

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { bool, describeFlags, duration, FlagError, int, list, parseDuration, parseFlags, string } from '../../lib/flags.js';
+import { commonFlags } from '../../cmd/commands/common.js';
+import { bool, describeFlags, directory, duration, FlagError, int, list, parseDuration, parseFlags, string } from '../../lib/flags.js';
 
 const specs = {
   listenAddress: string('where to listen', '127.0.0.1:8080'),
@@ -53,4 +55,14 @@ test('--help lists every flag with its default, never a secret default', () => {
   const text = describeFlags(specs);
   assert.match(text, /-pollingInterval <duration>\n\s+how often to sync \(default 30s\)/);
   assert.doesNotMatch(text, /secret-default/);
+});
+
+test('a directory flag is made absolute against the working directory, given or by default', () => {
+  const specs = { dataDir: directory('data', './.ccbridge'), staticDir: directory('static'), other: directory('other') };
+  const { values } = parseFlags(specs, ['-staticDir=static/../files', '-other=/abs/dir']);
+  assert.equal(values.dataDir, join(process.cwd(), '.ccbridge'));
+  assert.equal(values.staticDir, join(process.cwd(), 'files'));
+  assert.equal(values.other, '/abs/dir');
+  assert.equal(parseFlags({ empty: directory('none') }, []).values.empty, '', 'an empty directory stays empty (unset)');
+  assert.equal(parseFlags(commonFlags, []).values.dataDir, join(process.cwd(), '.ccbridge'), 'every daemon\'s -dataDir');
 });

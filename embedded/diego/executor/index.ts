@@ -9,7 +9,7 @@
 //   images/{blobs,roots}/          image layers by digest, unpacked image roots by manifest digest
 //   runtime/                       the host runtime image roots see at /tmp/ccbridge-runtime
 import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from '../../../lib/log.js';
 import { createActionRunner, type ActionRunner } from './actions.js';
 import { createContainer, createPortAllocator, type Container, type ContainerSpec, type Rootfs } from './container.js';
@@ -100,7 +100,9 @@ export function defaultRootfsFor(rootFs: string): Rootfs {
   throw new Error(`rootfs ${rootFs === '' ? '(none)' : rootFs} is not available on this cell (it has preloaded:${DEFAULT_STACK})`);
 }
 
-export function createExecutor(options: ExecutorOptions): Executor {
+export function createExecutor(given: ExecutorOptions): Executor {
+  // Every path handed to a sandbox (binds, image roots, overlay options) must be absolute.
+  const options = { ...given, dataDir: resolve(given.dataDir) };
   const tools = options.tools ?? findSandboxTools();
   const logger = options.logger;
   const stopGraceMs = options.stopGraceMs ?? 10_000;
