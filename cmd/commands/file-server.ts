@@ -4,14 +4,14 @@ import { mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { EXAMPLE_BUILDPACKS, packageBuildpack, packageBuildpackLifecycle, packageDockerLifecycle } from '../../lifecycles/package.mjs';
 import { startFileServer } from '../../services/fileserver/static-files.js';
-import { bool, checkListenAddress, duration, splitHostPort, string } from '../../lib/flags.js';
+import { bool, checkListenAddress, directory, duration, splitHostPort, string } from '../../lib/flags.js';
 import { defineCommand } from '../../lib/daemon.js';
 import { commonFlags } from './common.js';
 import { listenerTlsFlags, listenerTlsFrom } from './flags.js';
 
 export const fileServerFlags = {
   fileServerListenAddress: string('host:port the file server listens on', '127.0.0.1:8080', { check: checkListenAddress }),
-  staticDirectory: string('directory served under /v1/static/ (required)', ''),
+  staticDirectory: directory('directory served under /v1/static/ (required)'),
   packLifecycles: bool('pack this checkout\'s buildpack and docker lifecycles and example buildpacks into -staticDirectory at start (as the all-in-one does), creating it if need be'),
 };
 
