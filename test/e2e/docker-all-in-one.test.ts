@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { devCcApi, descendants, processesMentioning, repo, routed, startDaemon, stillAlive, stopDaemon, waitFor, type Daemon } from '../support/daemons.js';
 import { EXAMPLE_IMAGE_PAGE, pushExampleImage, startRegistry, type TestRegistry } from '../support/registry.js';
@@ -25,7 +25,8 @@ before(async () => {
   const ports = ['listenAddress', 'grpcListenAddress', 'bbsListenAddress', 'locketListenAddress', 'routerListenAddress', 'fileServerListenAddress', 'uploaderListenAddress', 'ccListenAddress'];
   daemon = await startDaemon(
     'ccbridge',
-    [`-dataDir=${dataDir}`, '-logLevel=warn', `-insecureDockerRegistry=${registry.address}`, ...ports.map((p) => `-${p}=127.0.0.1:0`)],
+    // A relative -dataDir, as `npm start`'s default is: image roots and overlays need absolute paths.
+    [`-dataDir=${relative(repo, dataDir)}`, '-logLevel=warn', `-insecureDockerRegistry=${registry.address}`, ...ports.map((p) => `-${p}=127.0.0.1:0`)],
     / {2}cell {10}/,
   );
 });
