@@ -25,7 +25,7 @@ import {
   type LogLine,
   type NetInfo,
 } from '../../embedded/diego/executor/index.js';
-import { childPids } from '../../embedded/diego/executor/proc.js';
+import { childPids, processTree } from '../../embedded/diego/executor/proc.js';
 
 const token = `exectest-${process.pid}`;
 const root = mkdtempSync(join(tmpdir(), `${token}-`));
@@ -294,6 +294,26 @@ describe('containers', () => {
     const outbound = await perform(run('/bin/bash', ['-c', request]), 'NET2');
     assert.equal(outbound.failed, false);
     assert.match(linesOf('NET2')[0]!.message, /^HTTP\/1\.1 200/);
+
+    // TCP probes connect inside the namespace, through one long-lived prober: a listening port
+    // passes, one nothing listens on is refused, and a prober killed from outside is replaced
+    // without failing a probe.
+    assert.equal(await shared.probeTcp(8080, 1000), undefined);
+    assert.equal(await shared.probeTcp(8081, 1000), 'connection refused');
+    assert.deepEqual(await Promise.all([shared.probeTcp(8080, 1000), shared.probeTcp(8081, 1000), shared.probeTcp(8080, 1000)]), [undefined, 'connection refused', undefined]);
+    const commandLineOf = (pid: number) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    const probers = () => processTree(process.pid).filter((pid) => commandLineOf(pid).includes('/dev/tcp/127.0.0.1/$port'));
+    assert.equal(probers().length, 1, 'one prober answers every probe');
+    process.kill(probers()[0]!, 'SIGKILL');
+    await waitFor('the prober gone', () => probers().length === 0);
+    assert.equal(await shared.probeTcp(8080, 1000), undefined, 'the next probe starts another');
+    assert.equal(probers().length, 1);
     assert.equal((await server.stop(1000)).exitStatus, 143);
   });
 });

@@ -306,6 +306,7 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
     if (watchdog) clearInterval(watchdog);
     for (const sandbox of live) sandbox.kill();
     rootUsernsHolder?.kill('SIGKILL');
+    prober?.child.kill('SIGKILL');
     void rootUserns?.then((handle) => handle.close()).catch(() => undefined);
     pasta?.kill('SIGKILL');
     holder?.kill();
@@ -476,6 +477,71 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
     if (found === undefined) throw new ContainerError(`user "${user}" does not exist in the container's root filesystem`);
     users.set(user, found);
     return found;
+  }
+
+  /**
+   * TCP checks connect from inside the container's network namespace: a connection through the
+   * published host port always succeeds (pasta accepts it first and only then connects inside,
+   * closing again when nothing listens). One long-lived prober per container does it, a bash loop
+   * in that namespace that reads a port and opens /dev/tcp/127.0.0.1/<port> in a forked subshell:
+   * an exec chain per probe (nsenter, setpriv, timeout, bash) cost ~26 ms of CPU, which twenty
+   * instances starting at once, probed every 500 ms, paid out of a whole core. A probe that does
+   * not answer within its timeout (a listener whose backlog is full) takes the prober with it; the
+   * next probe starts another. The prober ends with the container, or when its stdin closes.
+   */
+  let prober: { child: ChildProcess; lines: string[]; waiting?: () => void } | undefined;
+  let probeQueue: Promise<unknown> = Promise.resolve();
+
+  function startProber(): NonNullable<typeof prober> {
+    const argv = [...enter(['net']), ...dropPrivileges(), tools.bash, '-c', PROBER_SCRIPT];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'ignore'], env: { PATH: DEFAULT_PATH } });
+    const started: NonNullable<typeof prober> = { child, lines: [] };
+    child.stdin!.on('error', () => undefined);
+    forwardLines(child.stdout!, (line) => {
+      started.lines.push(line);
+      started.waiting?.();
+    });
+    const wake = () => started.waiting?.();
+    child.once('close', wake);
+    child.once('error', wake);
+    return started;
+  }
+
+  /** A probe; when the prober turns out to have died (killed from outside), once more with a new one. */
+  async function probeOnce(port: number, timeoutMs: number): Promise<string | undefined> {
+    const outcome = await probeWithProber(port, timeoutMs);
+    return outcome === PROBER_EXITED ? probeWithProber(port, timeoutMs) : outcome;
+  }
+
+  async function probeWithProber(port: number, timeoutMs: number): Promise<string | undefined> {
+    if (prober && (prober.child.exitCode !== null || prober.child.signalCode !== null)) prober = undefined;
+    const current = (prober ??= startProber());
+    const { child } = current;
+    current.lines.length = 0;
+    child.stdin!.write(`${port}\n`);
+    let timer: NodeJS.Timeout | undefined;
+    const answer = await new Promise<string | undefined>((resolve) => {
+      const settle = () => {
+        if (current.lines.length > 0) resolve(current.lines.shift());
+        else if (child.exitCode !== null || child.signalCode !== null) resolve(undefined);
+      };
+      current.waiting = settle;
+      timer = setTimeout(() => resolve(undefined), Math.max(timeoutMs, 1));
+      settle();
+    });
+    clearTimeout(timer);
+    current.waiting = undefined;
+    if (answer === 'ok') return undefined;
+    if (answer !== undefined) {
+      const why = answer.replace(/^fail ?/, '');
+      return /refused/i.test(why) ? 'connection refused' : why.split(': ').pop() || 'connection failed';
+    }
+    // No answer: stuck in a connect, or the prober is gone. Either way the next probe starts anew.
+    const exited = child.exitCode !== null || child.signalCode !== null;
+    child.kill('SIGKILL');
+    if (prober === current) prober = undefined;
+    if (destroyed) throw new ContainerError(`container ${spec.guid} is gone`);
+    return exited ? PROBER_EXITED : `timed out after ${timeoutMs}ms`;
   }
 
   let rootUsernsHolder: ChildProcess | undefined;
@@ -778,32 +844,11 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
       return stdout;
     },
 
-    async probeTcp(port, timeoutMs) {
-      // A connection through the published host port always succeeds: pasta accepts it first and
-      // only then connects inside (closing again when nothing listens). So TCP checks connect from
-      // inside the namespace, as Diego's healthcheck does, with bash's /dev/tcp.
-      const argv = [
-        ...enter(['net']),
-        ...dropPrivileges(),
-        tools.timeout,
-        '-s',
-        'KILL',
-        `${Math.max(timeoutMs, 1) / 1000}`,
-        tools.bash,
-        '-c',
-        'exec 3<>"/dev/tcp/127.0.0.1/$1"',
-        'probe',
-        String(port),
-      ];
-      const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: DEFAULT_PATH } });
-      const stderr = tailOf(child.stderr);
-      const status = await new Promise<number>((resolve) => {
-        child.once('error', () => resolve(127));
-        child.once('close', (code, signal) => resolve(code ?? (signal ? 137 : 1)));
-      });
-      if (status === 0) return undefined;
-      if (status === 137) return `timed out after ${timeoutMs}ms`;
-      return /refused/i.test(stderr()) ? 'connection refused' : lastLine(stderr()) || `exit status ${status}`;
+    probeTcp(port, timeoutMs) {
+      // One probe at a time through the container's prober.
+      const probe = probeQueue.then(() => probeOnce(port, timeoutMs));
+      probeQueue = probe.catch(() => undefined);
+      return probe;
     },
 
     usage() {
@@ -846,6 +891,15 @@ async function holderCommandPid(holder: SandboxProcess, command: string, timeout
   }
   return undefined;
 }
+
+/**
+ * The TCP prober's loop: a port per line in, `ok` or `fail <bash's message>` per line out. The
+ * connection is made in a subshell, so it closes as soon as the subshell exits.
+ */
+const PROBER_EXITED = 'the prober exited';
+const PROBER_SCRIPT = `while IFS= read -r port; do
+  if out=$( (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>&1 ); then echo ok; else printf 'fail %s\\n' "\${out//$'\\n'/ }"; fi
+done`;
 
 /** What root keeps inside the shared root user namespace: Docker's defaults that act on files and users. */
 const ROOT_CAPABILITIES = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID'];
