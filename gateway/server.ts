@@ -114,8 +114,15 @@ export function createGatewayHandler(options: GatewayOptions): GatewayHandler {
       return void writeEmpty(res, 503);
     }
     inFlight++;
+    // One close listener per request: the slot, and for a call its deadline and cancellation.
+    let call: { abort: AbortController; timer: NodeJS.Timeout } | undefined;
+    res.once('close', () => {
+      inFlight--;
+      if (call === undefined) return;
+      clearTimeout(call.timer);
+      if (!res.writableFinished) call.abort.abort(new Error('client went away'));
+    });
 
-    if (!match || 'allowed' in match) res.once('close', () => inFlight--);
     if (options.metrics && pathname === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) {
       const registry = options.metrics;
       return void registry.metrics().then(
@@ -140,11 +147,7 @@ export function createGatewayHandler(options: GatewayOptions): GatewayHandler {
 
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error('deadline exceeded')), callTimeoutMs);
-    res.once('close', () => {
-      inFlight--;
-      clearTimeout(timer);
-      if (!res.writableFinished) abort.abort(new Error('client went away'));
-    });
+    call = { abort, timer };
 
     // A route without a body reads none: whatever was sent is discarded, and the call need not
     // wait for the request's end.

@@ -245,8 +245,9 @@ export default defineCommand({
         // never hears of them. After a clean stop it is at once (the lock was released); after a
         // kill, once the dead run's lock has expired in Locket. Bounded, in case another watcher
         // elsewhere holds the lock: it then reports them.
-        if (watcherWatching !== undefined && !(await watcherWatching(flags.lockTTL + 2 * flags.lockRetryInterval + 1_000))) {
-          log.warn({ waited_ms: flags.lockTTL + 2 * flags.lockRetryInterval + 1_000 }, 'cell-started-before-this-tps-watcher-was-watching');
+        const watcherWaitMs = flags.lockTTL + 2 * flags.lockRetryInterval + 1_000;
+        if (watcherWatching !== undefined && !(await watcherWatching(watcherWaitMs))) {
+          log.warn({ waited_ms: watcherWaitMs }, 'cell-started-before-this-tps-watcher-was-watching');
         }
         const cell = await embeddedDiego.startCell(localServicePorts([fileServer.url, uploader.url, ccUrl]));
         started.push(cell);

@@ -62,7 +62,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, chown, lstat, mkdir, open, readdir, readFile, readlink, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
+import { basename, isAbsolute, join, normalize } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EnvironmentVariable } from '../../../gen/diego/bbs/v1/container.js';
@@ -290,7 +290,7 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
   await chmod(homeDir, 0o755);
   const etcDir = join(dir, 'etc');
   const accounts = await writeAccountFiles(rootPath, spec.rootfs === 'host', etcDir);
-  const imageRoot = spec.rootfs === 'host' ? undefined : await prepareImageRoot(rootPath, join(dir, 'rootfs'), settings, log);
+  const imageRoot = spec.rootfs === 'host' ? undefined : await prepareImageRoot(rootPath, join(dir, 'rootfs'), containersDir, settings, log);
 
   const live = new Set<SandboxProcess>();
   let holder: SandboxProcess | undefined;
@@ -514,7 +514,7 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
   }
 
   async function probeWithProber(port: number, timeoutMs: number): Promise<string | undefined> {
-    if (prober && (prober.child.exitCode !== null || prober.child.signalCode !== null)) prober = undefined;
+    if (prober && exited(prober.child)) prober = undefined;
     const current = (prober ??= startProber());
     const { child } = current;
     current.lines.length = 0;
@@ -523,7 +523,7 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
     const answer = await new Promise<string | undefined>((resolve) => {
       const settle = () => {
         if (current.lines.length > 0) resolve(current.lines.shift());
-        else if (child.exitCode !== null || child.signalCode !== null) resolve(undefined);
+        else if (exited(child)) resolve(undefined);
       };
       current.waiting = settle;
       timer = setTimeout(() => resolve(undefined), Math.max(timeoutMs, 1));
@@ -537,11 +537,11 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
       return /refused/i.test(why) ? 'connection refused' : why.split(': ').pop() || 'connection failed';
     }
     // No answer: stuck in a connect, or the prober is gone. Either way the next probe starts anew.
-    const exited = child.exitCode !== null || child.signalCode !== null;
+    const gone = exited(child);
     child.kill('SIGKILL');
     if (prober === current) prober = undefined;
     if (destroyed) throw new ContainerError(`container ${spec.guid} is gone`);
-    return exited ? PROBER_EXITED : `timed out after ${timeoutMs}ms`;
+    return gone ? PROBER_EXITED : `timed out after ${timeoutMs}ms`;
   }
 
   let rootUsernsHolder: ChildProcess | undefined;
@@ -565,7 +565,7 @@ export async function createContainer(spec: ContainerSpec, settings: SandboxSett
       const own = await readlink('/proc/self/ns/user');
       const deadline = Date.now() + settings.networkReadyTimeoutMs;
       for (;;) {
-        if (child.exitCode !== null || child.signalCode !== null) throw new ContainerError('could not create the user namespace of root processes: unshare exited');
+        if (exited(child)) throw new ContainerError('could not create the user namespace of root processes: unshare exited');
         const ns = await readlink(`/proc/${child.pid}/ns/user`).catch(() => own);
         const comm = await readFile(`/proc/${child.pid}/comm`, 'utf8').catch(() => '');
         if (ns !== own && comm.trim() === basename(tools.sleep)) break;
@@ -892,11 +892,12 @@ async function holderCommandPid(holder: SandboxProcess, command: string, timeout
   return undefined;
 }
 
+/** What a probe gets when the prober died under it (killed from outside): it is tried once more. */
+const PROBER_EXITED = 'the prober exited';
 /**
  * The TCP prober's loop: a port per line in, `ok` or `fail <bash's message>` per line out. The
  * connection is made in a subshell, so it closes as soon as the subshell exits.
  */
-const PROBER_EXITED = 'the prober exited';
 const PROBER_SCRIPT = `while IFS= read -r port; do
   if out=$( (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>&1 ); then echo ok; else printf 'fail %s\\n' "\${out//$'\\n'/ }"; fi
 done`;
@@ -922,8 +923,7 @@ const UNSAFE_MOUNT_OPTION = /[,:\\\s]/;
  * layer (an overlayfs itself, say) the image root is shown read-only, with /tmp and /home/vcap
  * writable as ever, and the executor says so once.
  */
-async function prepareImageRoot(rootPath: string, dir: string, settings: SandboxSettings, log: Logger): Promise<ImageRootLayout> {
-  const containersDir = dirname(dirname(dir));
+async function prepareImageRoot(rootPath: string, dir: string, containersDir: string, settings: SandboxSettings, log: Logger): Promise<ImageRootLayout> {
   if (UNSAFE_MOUNT_OPTION.test(rootPath) || UNSAFE_MOUNT_OPTION.test(dir) || !(await overlaySupported(settings, containersDir, log))) {
     return { writable: false, dir };
   }
@@ -968,6 +968,11 @@ function overlaySupported(settings: SandboxSettings, dir: string, log: Logger): 
     overlayProbes.set(dir, probe);
   }
   return probe;
+}
+
+/** Whether a child process has ended (its exit seen). */
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
 }
 
 /** Runs a helper to its end: its exit code and the last of what it said on stderr. */

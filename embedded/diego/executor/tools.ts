@@ -1,7 +1,7 @@
 // The host programs the cell's containers are made of. bubblewrap and pasta are the two packages
 // the executor cannot work without; the util-linux helpers (nsenter, prlimit, setpriv, unshare,
-// mount: the overlays of image roots), tar,
-// unzip, bash and coreutils' timeout are part of the same contract. They are looked up once,
+// mount: the overlays of image roots), tar, unzip, bash and coreutils' sleep are part of the same
+// contract. They are looked up once,
 // on PATH, when the executor is created, so a missing one stops the cell with one clear line
 // instead of failing the first task that needs it.
 import { accessSync, constants } from 'node:fs';
@@ -17,7 +17,6 @@ export interface SandboxTools {
   unzip: string;
   sh: string;
   bash: string;
-  timeout: string;
   sleep: string;
   mount: string;
   unshare: string;
@@ -34,7 +33,6 @@ const TOOL_PACKAGES: Record<keyof SandboxTools, string> = {
   unzip: 'unzip',
   sh: 'dash',
   bash: 'bash',
-  timeout: 'coreutils',
   sleep: 'coreutils',
   mount: 'mount',
   unshare: 'util-linux',
